@@ -1,0 +1,88 @@
+// The planner pass: given a training graph and a budget in bytes, return the schedule with the
+// least compute whose simulated peak fits the budget. The optimal strategy is an exact dynamic
+// program over a chain of blocks (docs/algorithms.md); the baselines are the strategies users
+// compare it with. Not fitting the budget is a result (feasible = false, with the least budget
+// the strategy can meet), not an error.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ckpt/schedule.h"
+#include "ckpt/training_graph.h"
+
+namespace ckpt {
+
+enum class Strategy : std::uint8_t {
+  kOptimal,        // exact DP: least compute under the budget
+  kStoreAll,       // plain backpropagation, no recompute
+  kMemoryMinimal,  // keep only resident values; recompute everything from them when needed
+  kChenSqrt,       // Chen et al. 2016: ~sqrt(n) segments, boundaries at articulation values
+  kChenGreedy,     // Chen et al. 2016: greedy segments under the budget
+  kUniform,        // equal-length segments, like torch.utils.checkpoint.checkpoint_sequential
+};
+
+std::string_view to_string(Strategy strategy);
+std::optional<Strategy> strategy_from_string(std::string_view name);
+// Every strategy, in the order reports list them.
+const std::vector<Strategy>& all_strategies();
+
+struct PlanOptions {
+  Strategy strategy = Strategy::kOptimal;
+  // Charged bytes (activations, gradients, saved state, workspace) the schedule may hold at once.
+  std::int64_t budget_bytes = std::numeric_limits<std::int64_t>::max();
+  // kUniform: number of segments; 0 picks round(sqrt(number of blocks)).
+  int segments = 0;
+  // kOptimal: a block whose keep/drop choices exceed 2^this is searched approximately
+  // (documented in docs/algorithms.md; the plan then has exact = false).
+  int max_exhaustive_block_values = 16;
+  // Called with one line of progress on long solves (ckpt-plan --verbose); may be empty.
+  std::function<void(std::string_view)> progress;
+};
+
+// One block of the chain the planners work on: forward nodes between two articulation values.
+struct BlockSummary {
+  std::vector<NodeId> forward_nodes;
+  ValueId output = kNoId;                  // the articulation value ending the block
+  std::vector<ValueId> kept;               // internal values the plan keeps for the backward
+  bool checkpointed = false;               // output kept across a recompute segment
+  int recomputations = 0;                  // times its forward runs again in the plan
+  std::string explanation;                 // why (ckpt-plan --explain)
+};
+
+struct Plan {
+  Strategy strategy = Strategy::kOptimal;
+  bool feasible = false;            // peak_bytes <= budget_bytes
+  bool exact = true;                // false when an approximation was used (see note)
+  std::int64_t budget_bytes = 0;
+  std::int64_t peak_bytes = 0;      // simulated peak of `schedule`
+  // The least budget this strategy can meet on this graph.
+  std::int64_t min_feasible_bytes = 0;
+  double compute_time_us = 0;
+  double baseline_time_us = 0;      // store-all's compute time
+  double overhead() const { return baseline_time_us > 0 ? compute_time_us / baseline_time_us - 1 : 0; }
+  double plan_ms = 0;               // wall time of planning
+  // When feasible: the plan. Otherwise: the strategy's least-memory schedule.
+  Schedule schedule;
+  std::vector<BlockSummary> blocks;
+  std::string note;                 // approximation gap, fallbacks, ...
+};
+
+Plan plan(const TrainingGraph& graph, const PlanOptions& options);
+
+// A point of the memory/compute trade-off: the least compute at a peak of at most peak_bytes.
+struct FrontierPoint {
+  std::int64_t peak_bytes = 0;
+  double compute_time_us = 0;
+};
+
+// The optimal strategy's whole Pareto frontier, from the minimum feasible budget to store-all,
+// ascending in peak_bytes and strictly descending in compute time.
+std::vector<FrontierPoint> pareto_frontier(const TrainingGraph& graph, const PlanOptions& options);
+
+}  // namespace ckpt
