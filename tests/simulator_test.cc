@@ -11,8 +11,8 @@
 namespace ckpt {
 namespace {
 
-// x(input, 100) -> a: h1 = x W (1000 B, saves x) -> b: h2 = relu(h1) (1000 B, saves h2)
-//   -> c: loss(h2) (4 B, saves h2).
+// x(input, 100) -> h1 = x W (1000 B, saves x) -> h2 = relu(h1) (1000 B, saves h2)
+//   -> loss(h2) (4 B, saves h2). add_simple_op names each output after its op.
 struct Chain {
   Graph graph;
   ValueId x, w, h1, h2, loss;
@@ -23,9 +23,9 @@ Chain make_chain() {
   Chain c;
   c.x = b.add_input("x", 100);
   c.w = b.add_param("w", 400);
-  c.h1 = b.add_simple_op("a", "linear", {c.x, c.w}, 1000, 10, 20, {c.x});
-  c.h2 = b.add_simple_op("b", "relu", {c.h1}, 1000, 1, 2, {kNoId});
-  c.loss = b.add_simple_op("c", "loss", {c.h2}, 4, 1, 1, {c.h2});
+  c.h1 = b.add_simple_op("h1", "linear", {c.x, c.w}, 1000, 10, 20, {c.x});
+  c.h2 = b.add_simple_op("h2", "relu", {c.h1}, 1000, 1, 2, {kNoId});
+  c.loss = b.add_simple_op("loss", "loss", {c.h2}, 4, 1, 1, {c.h2});
   c.graph = std::move(b).build();
   return c;
 }
@@ -51,10 +51,10 @@ TEST(DeriveTest, ChainGetsBackwardNodesInReverseOrder) {
   const TrainingGraph g = derive_training_graph(c.graph);
   ASSERT_EQ(g.num_forward_nodes(), 3);
   ASSERT_EQ(g.num_nodes(), 6);
-  EXPECT_EQ(g.node(3).name, "c.backward");
-  EXPECT_EQ(g.node(4).name, "b.backward");
-  EXPECT_EQ(g.node(5).name, "a.backward");
-  // b.backward reads the gradient of h2 and the saved h2, and produces h1's gradient.
+  EXPECT_EQ(g.node(3).name, "loss.backward");
+  EXPECT_EQ(g.node(4).name, "h2.backward");
+  EXPECT_EQ(g.node(5).name, "h1.backward");
+  // h2.backward reads the gradient of h2 and the saved h2, and produces h1's gradient.
   const Node& b_bwd = g.node(4);
   const ValueId h2_grad = find_value(g, "h2.grad");
   EXPECT_EQ(b_bwd.inputs, (std::vector<ValueId>{h2_grad, c.h2}));
@@ -118,12 +118,12 @@ TEST(DeriveTest, NonDifferentiableOpsAndSavedStateAndViews) {
 }
 
 // Store-all on the chain, byte by byte:
-//   a: h1 live                               -> 1000
-//   b: h1 + h2                               -> 2000, then h1 is freed (a's backward saves x)
-//   c: h2 + loss                             -> 1004, loss freed
-//   c.backward: h2 + h2.grad                 -> 2000
-//   b.backward: h2 + h2.grad + h1.grad       -> 3000 (the peak)
-//   a.backward: h1.grad                      -> 1000
+//   h1: h1 live                               -> 1000
+//   h2: h1 + h2                               -> 2000, then h1 is freed (h1's backward saves x)
+//   loss: h2 + loss                           -> 1004, loss freed
+//   loss.backward: h2 + h2.grad               -> 2000
+//   h2.backward: h2 + h2.grad + h1.grad       -> 3000 (the peak)
+//   h1.backward: h1.grad                      -> 1000
 TEST(SimulatorTest, StoreAllChainPeakIsWorkedOut) {
   const Chain c = make_chain();
   const TrainingGraph g = derive_training_graph(c.graph);
@@ -133,17 +133,17 @@ TEST(SimulatorTest, StoreAllChainPeakIsWorkedOut) {
   EXPECT_EQ(r.peak_bytes, 3000);
   const Step& peak = schedule.steps[r.peak_step];
   ASSERT_TRUE(peak.is_compute());
-  EXPECT_EQ(g.node(peak.node).name, "b.backward");
+  EXPECT_EQ(g.node(peak.node).name, "h2.backward");
   EXPECT_DOUBLE_EQ(r.compute_time_us, 10 + 1 + 1 + 1 + 2 + 20);
   EXPECT_DOUBLE_EQ(r.overhead(), 0);
   EXPECT_EQ(r.resident_bytes, 100 + 400 + 400);  // x, w and w's gradient
 }
 
 TEST(SimulatorTest, RecomputingADroppedValueCostsTimeAndSavesMemory) {
-  // Free h2 after the forward and recompute it before c.backward:
-  //   a 1000, b 2000, free h1, c 1004, free loss + h2 -> 0; b' needs h1: recompute a (1000),
-  //   b (2000), free h1 (1000); c.backward 2000; b.backward 3000. Same peak here, but the
-  //   overhead is the recomputed a and b.
+  // Free h2 after the forward and recompute it before loss.backward:
+  //   h1 1000, h2 2000, free h1, loss 1004, free loss + h2 -> 0; recompute h1 (1000) and h2
+  //   (2000), free h1 (1000); loss.backward 2000; h2.backward 3000. Same peak here, but the
+  //   overhead is the recomputed h1 and h2.
   const Chain c = make_chain();
   const TrainingGraph g = derive_training_graph(c.graph);
   Schedule s;
@@ -207,11 +207,11 @@ TEST(SimulatorTest, MissingBackwardNodeMeansAMissingGradient) {
   while (!s.steps.empty() && !(s.steps.back().is_compute() && s.steps.back().node == 5)) {
     s.steps.pop_back();
   }
-  s.steps.pop_back();  // drop a.backward
+  s.steps.pop_back();  // drop h1.backward
   const SimulationResult r = simulate(g, s);
   EXPECT_FALSE(r.valid);
   EXPECT_EQ(r.error_step, s.steps.size());
-  EXPECT_NE(r.error.find("a.backward"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("h1.backward"), std::string::npos) << r.error;
   EXPECT_NE(r.error.find("gradient"), std::string::npos) << r.error;
 }
 
