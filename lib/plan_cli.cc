@@ -34,7 +34,8 @@ constexpr int kDefaultSweepSamples = 16;
 
 struct CliOptions {
   std::string graph_path;
-  std::string budget;  // empty: the store-all peak
+  std::string budget;
+  bool budget_given = false;  // without --budget: the store-all peak
   std::string strategy = "optimal";
   std::string format = "table";
   std::string dot_path;
@@ -100,7 +101,7 @@ std::optional<int> parse_arguments(int argc, const char* const* argv, CliOptions
                  "ckpt-profile/1")
       ->required()
       ->type_name("FILE");
-  app.add_option("--budget,-b", options.budget,
+  CLI::Option* budget = app.add_option("--budget,-b", options.budget,
                  "Memory budget: bytes (123456789), units B KB MB GB TB (x1000) or KiB MiB GiB "
                  "TiB (x1024), decimals floored (2.5GiB), or a share of the store-all peak "
                  "(40%). Default: the store-all peak")
@@ -135,6 +136,7 @@ std::optional<int> parse_arguments(int argc, const char* const* argv, CliOptions
     return code == 0 ? kExitOk : kExitInputError;
   }
   options.sweep = sweep->count() > 0;
+  options.budget_given = budget->count() > 0;
   return std::nullopt;
 }
 
@@ -164,7 +166,8 @@ CheckedOptions check_options(const CliOptions& options) {
   }
   CheckedOptions checked;
   checked.strategy = *strategy;
-  if (!options.budget.empty()) checked.budget = parse_budget(options.budget);
+  // An explicitly empty --budget "" is a syntax error, not the default.
+  if (options.budget_given) checked.budget = parse_budget(options.budget);
   return checked;
 }
 

@@ -12,6 +12,7 @@ namespace ckpt {
 // A parsed --budget: either a byte count or a share of the store-all peak, which is only known
 // once the graph is loaded (resolve_budget turns it into bytes).
 struct BudgetSpec {
+  // Which of the two forms the user wrote.
   enum class Kind : std::uint8_t {
     kBytes,             // an absolute byte count
     kPercentOfStoreAll  // a percentage of the graph's store-all peak

@@ -14,6 +14,7 @@
 
 namespace ckpt {
 
+// What render_dot draws.
 struct DotOptions {
   // Draw resident values (grey) when the forward pass has at most this many nodes; larger graphs
   // hide them and say how many in the legend. 0 always hides them, a negative value always shows.
@@ -22,6 +23,7 @@ struct DotOptions {
   bool cluster_blocks = true;
 };
 
+// The DOT text of `plan` on `graph` (a digraph named ckpt, with a legend), ready for `dot -Tsvg`.
 std::string render_dot(const TrainingGraph& graph, const Plan& plan,
                        const DotOptions& options = {});
 

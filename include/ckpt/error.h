@@ -8,6 +8,7 @@
 
 namespace ckpt {
 
+// What went wrong, so callers (and ckpt-plan's exit codes) can tell input problems apart.
 enum class ErrorKind {
   kIo,          // a file cannot be read or written
   kParse,       // not valid JSON, or not a format ckpt reads
@@ -15,9 +16,11 @@ enum class ErrorKind {
   kUsage,       // a bad option value (budget syntax, strategy name)
 };
 
+// what() is the whole message: the source (file or "<api>"), the entry, the field and the fix.
 class Error : public std::runtime_error {
  public:
   Error(ErrorKind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
+  // The category of the error.
   ErrorKind kind() const { return kind_; }
 
  private:

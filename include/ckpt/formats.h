@@ -13,7 +13,9 @@
 
 namespace ckpt {
 
+// The three file formats ckpt reads (docs/format.md).
 enum class GraphFormat { kNative, kNodeLink, kProfile };
+// "native", "node-link" or "profile", as messages name them.
 std::string_view to_string(GraphFormat format);
 
 // What a file holds: a forward graph (from which the training graph is derived) or a joint graph.
@@ -25,10 +27,12 @@ struct LoadedGraph {
 
 // `source` names the input in error messages (a file path).
 LoadedGraph parse_graph(std::string_view text, std::string_view source);
+// Reads and parses a file; a file that cannot be read is a kIo error naming the OS reason.
 LoadedGraph load_graph(const std::string& path);
 
 // Native format, written deterministically (stable key order, ids as indices).
 std::string to_native_json(const Graph& graph);
+// A training graph in the joint form; validated first, so the text always reads back.
 std::string to_native_json(const TrainingGraph& joint_graph);
 // Writes atomically: a temporary file renamed over `path`, so a failure leaves nothing behind.
 void write_text_file(const std::string& path, std::string_view text);

@@ -13,6 +13,7 @@
 
 namespace ckpt {
 
+// Ids are positions in Graph::values() and Graph::ops(); kNoId means none.
 using ValueId = std::int32_t;
 using OpId = std::int32_t;
 inline constexpr std::int32_t kNoId = -1;
@@ -25,9 +26,11 @@ enum class ValueKind : std::uint8_t {
   kActivation,  // produced by an op
 };
 
+// The file format's names of value kinds ("input", "param", "activation") and back.
 std::string_view to_string(ValueKind kind);
 std::optional<ValueKind> value_kind_from_string(std::string_view text);
 
+// A tensor of the forward pass; docs/format.md describes each field.
 struct Value {
   std::string name;
   std::int64_t bytes = 0;  // bytes of its own storage; 0 contributes nothing (aliases ignore it)
@@ -40,6 +43,7 @@ struct Value {
   bool requires_grad = true;
 };
 
+// One forward computation and what its backward costs and keeps.
 struct Op {
   std::string name;
   std::string kind;  // free-form, e.g. "matmul", "aten.addmm.default"
@@ -72,11 +76,13 @@ class Graph {
  public:
   Graph() = default;
 
+  // The graph's name, values and ops; ids index the lists.
   const std::string& name() const { return name_; }
   const std::vector<Value>& values() const { return values_; }
   const std::vector<Op>& ops() const { return ops_; }
   const Value& value(ValueId id) const { return values_.at(static_cast<std::size_t>(id)); }
   const Op& op(OpId id) const { return ops_.at(static_cast<std::size_t>(id)); }
+  // Sizes of the value and op lists.
   int num_values() const { return static_cast<int>(values_.size()); }
   int num_ops() const { return static_cast<int>(ops_.size()); }
   // The scalar whose gradient seeds the backward pass.
@@ -101,7 +107,9 @@ class GraphBuilder {
  public:
   explicit GraphBuilder(std::string graph_name);
 
+  // Adds a resident graph input (or buffer) of `bytes`; returns its id.
   ValueId add_input(std::string name, std::int64_t bytes);
+  // Adds a resident parameter; requires_grad = false freezes it (it gets no gradient).
   ValueId add_param(std::string name, std::int64_t bytes, bool requires_grad = true);
   // Adds a value with every field given; ops reference it by id.
   ValueId add_value(Value value);
@@ -115,6 +123,7 @@ class GraphBuilder {
   // The loss value; defaults to the last op's first output.
   void set_loss(ValueId loss);
 
+  // Validates and returns the graph; throws ckpt::Error naming "<api>", the op and the field.
   Graph build() &&;
 
  private:

@@ -27,11 +27,13 @@ enum class Strategy : std::uint8_t {
   kUniform,        // equal-length segments, like torch.utils.checkpoint.checkpoint_sequential
 };
 
+// The names ckpt-plan's --strategy takes ("optimal", "store-all", ...) and back.
 std::string_view to_string(Strategy strategy);
 std::optional<Strategy> strategy_from_string(std::string_view name);
 // Every strategy, in the order reports list them.
 const std::vector<Strategy>& all_strategies();
 
+// What to plan for: the strategy, the budget and the planners' knobs.
 struct PlanOptions {
   Strategy strategy = Strategy::kOptimal;
   // Charged bytes (activations, gradients, saved state, workspace) the schedule may hold at once.
@@ -55,6 +57,7 @@ struct BlockSummary {
   std::string explanation;                 // why (ckpt-plan --explain)
 };
 
+// A planner's result; every number is the simulator's for `schedule`.
 struct Plan {
   Strategy strategy = Strategy::kOptimal;
   bool feasible = false;            // peak_bytes <= budget_bytes
@@ -73,7 +76,15 @@ struct Plan {
   std::string note;                 // approximation gap, fallbacks, ...
 };
 
+// Plans `graph` with options.strategy under options.budget_bytes. Never throws for an unmet budget.
 Plan plan(const TrainingGraph& graph, const PlanOptions& options);
+
+// Plans options.strategy at each of `budgets_bytes` (options.budget_bytes is ignored) sharing
+// one decomposition and, for the optimal strategy, one DP: the plans plan() returns for each
+// budget (for an exact plan, the same schedule), at a fraction of the time. Each plan_ms is the
+// time since the call started.
+std::vector<Plan> plan_sweep(const TrainingGraph& graph, const PlanOptions& options,
+                             const std::vector<std::int64_t>& budgets_bytes);
 
 // A point of the memory/compute trade-off: the least compute at a peak of at most peak_bytes.
 struct FrontierPoint {

@@ -9,11 +9,13 @@
 
 namespace ckpt {
 
+// One plotted point: a schedule's peak and its recompute overhead.
 struct PlotPoint {
   std::int64_t peak_bytes = 0;
   double overhead = 0;  // compute / store-all compute - 1 (plotted as a percentage)
 };
 
+// A named set of points: one strategy.
 struct PlotSeries {
   std::string name;  // legend entry ("optimal", "chen-sqrt", ...)
   std::vector<PlotPoint> points;
@@ -21,11 +23,13 @@ struct PlotSeries {
   bool step_line = false;
 };
 
+// A whole chart: its title and series.
 struct PlotData {
   std::string title;
   std::vector<PlotSeries> series;
 };
 
+// The chart as standalone SVG text (axes, legend, series).
 std::string render_plot_svg(const PlotData& data);
 
 }  // namespace ckpt

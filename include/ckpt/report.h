@@ -43,6 +43,7 @@ enum class ValueFate : std::uint8_t {
   kFreedEarly,  // dropped during the forward and never needed again (no recompute)
   kBackward,    // produced by a backward node (gradients); not part of the forward view
 };
+// "kept", "checkpoint", "recomputed", ... as reports and the DOT legend print them.
 std::string_view to_string(ValueFate fate);
 
 // The fate of every value of `graph` under `plan` (indexed by value id), read from the schedule:
@@ -69,6 +70,7 @@ struct SweepPoint {
 std::vector<SweepPoint> sample_frontier(const std::vector<FrontierPoint>& frontier,
                                         double baseline_time_us, int samples);
 
+// What render_table and render_json include beyond the summary.
 struct ReportOptions {
   bool steps = true;     // table: list every step of the schedule
   bool explain = false;  // table: append the per-block explanation

@@ -13,8 +13,10 @@ namespace ckpt {
 // Why a node is computed at this step. A forward node's first computation is kForward, any later
 // one kRecompute; backward nodes run exactly once, as kBackward.
 enum class Phase : std::uint8_t { kForward, kRecompute, kBackward };
+// "forward", "recompute" or "backward", as reports print them.
 std::string_view to_string(Phase phase);
 
+// One step: compute a node (in a phase) or free a value's storage.
 struct Step {
   enum class Kind : std::uint8_t { kCompute, kFree };
   Kind kind = Kind::kCompute;
@@ -22,12 +24,14 @@ struct Step {
   ValueId value = kNoId;  // for kFree
   Phase phase = Phase::kForward;
 
+  // Factories for the two kinds of step.
   static Step compute(NodeId node, Phase phase) { return {Kind::kCompute, node, kNoId, phase}; }
   static Step free(ValueId value) { return {Kind::kFree, kNoId, value, Phase::kForward}; }
   bool is_compute() const { return kind == Kind::kCompute; }
   bool operator==(const Step&) const = default;
 };
 
+// The steps of one training step, in order.
 struct Schedule {
   std::vector<Step> steps;
 };

@@ -16,6 +16,7 @@
 
 namespace ckpt {
 
+// What the simulator measured of a schedule, or why it rejected it.
 struct SimulationResult {
   bool valid = false;
   // For an invalid schedule: the first offending step (index into steps) and why.
@@ -32,6 +33,7 @@ struct SimulationResult {
   double overhead() const;
 };
 
+// Replays `schedule` on `graph`; an invalid schedule gives valid = false and the bad step.
 SimulationResult simulate(const TrainingGraph& graph, const Schedule& schedule);
 
 }  // namespace ckpt

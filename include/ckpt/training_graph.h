@@ -13,8 +13,10 @@
 
 namespace ckpt {
 
+// Position in TrainingGraph::nodes(); forward ids come before backward ids.
 using NodeId = std::int32_t;
 
+// The kinds of a training-graph value; only resident kinds are free of charge.
 enum class TValueKind : std::uint8_t {
   kInput,          // resident: graph inputs and buffers
   kParam,          // resident: parameters
@@ -24,9 +26,11 @@ enum class TValueKind : std::uint8_t {
   kGradient,       // charged: gradient of an activation, produced by backward nodes
 };
 
+// The joint format's name of a kind; is_resident: input, param or param gradient.
 std::string_view to_string(TValueKind kind);
 bool is_resident(TValueKind kind);
 
+// A value of the joint graph (an activation, gradient, saved state or resident tensor).
 struct TValue {
   std::string name;
   std::int64_t bytes = 0;
@@ -40,9 +44,11 @@ struct TValue {
   ValueId source_value = kNoId;
 };
 
+// Whether a node belongs to the forward or the backward pass.
 enum class NodePhase : std::uint8_t { kForward, kBackward };
 std::string_view to_string(NodePhase phase);
 
+// One computation of the joint graph: a forward op or one op's backward.
 struct Node {
   std::string name;
   std::string kind;  // the op kind it comes from ("aten.addmm.default", "backward", ...)
@@ -60,17 +66,21 @@ struct Node {
   std::int32_t source_id = kNoId;
 };
 
+// The joint forward + backward graph planners, the simulator and the executor work on.
 class TrainingGraph {
  public:
   TrainingGraph() = default;
+  // Builds the graph and computes producers, storage roots and consumers from the lists.
   TrainingGraph(std::string name, std::vector<TValue> values, std::vector<Node> nodes,
                 bool derived);
 
+  // The graph's name, values and nodes; ids index the lists.
   const std::string& name() const { return name_; }
   const std::vector<TValue>& values() const { return values_; }
   const std::vector<Node>& nodes() const { return nodes_; }
   const TValue& value(ValueId id) const { return values_.at(static_cast<std::size_t>(id)); }
   const Node& node(NodeId id) const { return nodes_.at(static_cast<std::size_t>(id)); }
+  // Sizes of the value and node lists.
   int num_values() const { return static_cast<int>(values_.size()); }
   int num_nodes() const { return static_cast<int>(nodes_.size()); }
   // True when built by derive_training_graph, false for a joint graph read as such.

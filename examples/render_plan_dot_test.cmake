@@ -1,0 +1,25 @@
+# Test driver for examples/render_plan_dot: runs it on GRAPH, checks the DOT it writes, and renders
+# that DOT with Graphviz's `dot -Tsvg` when dot is on PATH (checking the SVG is produced).
+file(REMOVE_RECURSE ${OUT_DIR})
+file(MAKE_DIRECTORY ${OUT_DIR})
+execute_process(COMMAND ${EXE} ${GRAPH} ${OUT_DIR}/plan.dot RESULT_VARIABLE rc OUTPUT_VARIABLE out
+                ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "render_plan_dot exited with ${rc}: ${out}${err}")
+endif()
+file(READ ${OUT_DIR}/plan.dot dot_text)
+if(NOT dot_text MATCHES "digraph ckpt {" OR NOT dot_text MATCHES "recomputed")
+  message(FATAL_ERROR "plan.dot is not a digraph with a legend:\n${dot_text}")
+endif()
+find_program(DOT_EXE dot)
+if(NOT DOT_EXE)
+  message(STATUS "dot not on PATH: DOT file checked, rendering skipped")
+  return()
+endif()
+execute_process(COMMAND ${DOT_EXE} -Tsvg ${OUT_DIR}/plan.dot -o ${OUT_DIR}/plan.svg
+                RESULT_VARIABLE rc ERROR_VARIABLE err)
+file(READ ${OUT_DIR}/plan.svg svg_text)
+if(NOT rc EQUAL 0 OR NOT svg_text MATCHES "<svg")
+  message(FATAL_ERROR "dot -Tsvg failed (${rc}): ${err}")
+endif()
+message(STATUS "rendered ${OUT_DIR}/plan.svg")

@@ -1,0 +1,543 @@
+// The planner pass, top to bottom: decompose the graph into a block chain, measure every block's
+// primitives, then either solve the chain DP (optimal) or build a baseline's choice tree, emit the
+// tree as a schedule, check it with the simulator, and describe every block for --explain.
+#include "ckpt/planner.h"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <optional>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "chain.h"
+#include "ckpt/error.h"
+#include "ckpt/simulator.h"
+#include "planner_internal.h"
+
+namespace ckpt {
+
+namespace {
+
+using planning::ChainDp;
+using planning::ChainModel;
+using planning::Tree;
+
+constexpr std::array<std::pair<Strategy, std::string_view>, 6> kStrategyNames = {{
+    {Strategy::kOptimal, "optimal"},
+    {Strategy::kStoreAll, "store-all"},
+    {Strategy::kMemoryMinimal, "memory-minimal"},
+    {Strategy::kChenSqrt, "chen-sqrt"},
+    {Strategy::kChenGreedy, "chen-greedy"},
+    {Strategy::kUniform, "uniform"},
+}};
+
+[[noreturn]] void invariant_broken(const std::string& what) {
+  std::fprintf(stderr, "ckpt: planner invariant broken: %s\n", what.c_str());
+  std::abort();
+}
+
+std::string human_bytes(std::int64_t bytes) {
+  constexpr std::array<std::string_view, 5> kUnits = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  std::size_t unit = 0;
+  while (std::abs(value) >= 1024 && unit + 1 < kUnits.size()) {
+    value /= 1024;
+    ++unit;
+  }
+  if (unit == 0) return fmt::format("{} B", bytes);
+  return fmt::format("{:.3g} {}", value, kUnits[unit]);
+}
+
+std::string human_time(double us) {
+  if (us >= 1e6) return fmt::format("{:.3g} s", us / 1e6);
+  if (us >= 1e3) return fmt::format("{:.3g} ms", us / 1e3);
+  return fmt::format("{:.3g} us", us);
+}
+
+void check_options(const PlanOptions& options) {
+  if (options.budget_bytes < 0) {
+    throw Error(ErrorKind::kUsage, fmt::format("plan: budget_bytes {} is negative; give the bytes "
+                                               "the schedule may hold (0 or more)",
+                                               options.budget_bytes));
+  }
+  if (options.segments < 0) {
+    throw Error(ErrorKind::kUsage,
+                fmt::format("plan: segments {} is negative; use 0 for round(sqrt(blocks))",
+                            options.segments));
+  }
+  if (options.max_exhaustive_block_values < 0 || options.max_exhaustive_block_values > 24) {
+    throw Error(ErrorKind::kUsage,
+                fmt::format("plan: max_exhaustive_block_values {} is outside 0..24 (2^24 keep "
+                            "modes per block is already hours of search)",
+                            options.max_exhaustive_block_values));
+  }
+}
+
+// Everything the strategies share: the store-all reference and the measured chain.
+struct Setup {
+  Schedule store_all;
+  SimulationResult store_all_result;
+  ChainModel model;
+  std::string note;
+};
+
+Setup prepare(const TrainingGraph& graph, const PlanOptions& options, bool all_modes) {
+  Setup setup;
+  setup.store_all = store_all_schedule(graph);
+  setup.store_all_result = simulate(graph, setup.store_all);
+  if (!setup.store_all_result.valid) {
+    throw Error(ErrorKind::kValidation,
+                fmt::format("graph \"{}\": even plain backpropagation (store-all) is not a valid "
+                            "schedule: {}; check the graph's saved values and in-place ops",
+                            graph.name(), setup.store_all_result.error));
+  }
+  planning::BlockChain chain = planning::decompose_into_blocks(graph);
+  if (options.progress) {
+    options.progress(fmt::format("planner: {} forward nodes cut into {} blocks ({} cuts merged by "
+                                 "the backward rules, {} pinned values)",
+                                 graph.num_forward_nodes(), chain.blocks.size(), chain.merged_cuts,
+                                 chain.pinned_values.size()));
+  }
+  planning::ModelOptions model_options;
+  model_options.max_exhaustive_groups = options.max_exhaustive_block_values;
+  model_options.all_modes = all_modes;
+  model_options.progress = options.progress;
+  setup.model = planning::build_chain_model(graph, std::move(chain), model_options);
+  return setup;
+}
+
+// One line on why a block is treated as it is.
+std::string explain_block(const TrainingGraph& graph, const planning::BlockModel& block, int mode,
+                          bool checkpointed, int reruns) {
+  std::vector<std::string> parts;
+  if (checkpointed && !block.output.empty()) {
+    parts.push_back(fmt::format("checkpoint: its output {} ({}) is held while later blocks run",
+                                graph.value(block.output.front()).name,
+                                human_bytes(block.output_bytes)));
+  }
+  if (mode >= 0) {
+    const planning::Mode& chosen = block.modes[static_cast<std::size_t>(mode)];
+    double backward_time = 0;
+    for (NodeId n = block.first_backward; n < block.end_backward; ++n) {
+      backward_time += graph.node(n).time_us;
+    }
+    const double recompute_time = chosen.backward[0].time_us - backward_time;
+    std::int64_t dropped_bytes = 0;
+    for (std::size_t g = 0; g < block.groups.size(); ++g) {
+      const planning::Group& group = block.groups[g];
+      const bool kept = std::find(chosen.kept.begin(), chosen.kept.end(), static_cast<int>(g)) !=
+                        chosen.kept.end();
+      if (!kept && group.read_by_backward) dropped_bytes += group.bytes;
+    }
+    if (chosen.recomputed_nodes > 0) {
+      parts.push_back(fmt::format("recomputed: {} to rebuild {} for its backward",
+                                  human_time(recompute_time), human_bytes(dropped_bytes)));
+    }
+    if (chosen.kept_bytes > 0) {
+      // What keeping costs nothing in time saves: the least mode's extra recomputation.
+      double cheapest_alternative = recompute_time;
+      if (block.min_mode >= 0) {
+        cheapest_alternative =
+            block.modes[static_cast<std::size_t>(block.min_mode)].backward[0].time_us -
+            backward_time;
+      }
+      parts.push_back(fmt::format(
+          "kept: its backward needs {} and recomputing it would cost {}",
+          human_bytes(chosen.kept_bytes),
+          human_time(std::max(0.0, cheapest_alternative - std::max(0.0, recompute_time)))));
+    }
+    if (chosen.recomputed_nodes == 0 && chosen.kept_bytes <= 0) {
+      parts.push_back("nothing inside it is read by its backward");
+    }
+  }
+  if (reruns > (mode >= 0 && block.modes[static_cast<std::size_t>(mode)].recomputed_nodes > 0)) {
+    parts.push_back(fmt::format("its forward reruns to rebuild later checkpoints"));
+  }
+  std::string line;
+  for (const std::string& part : parts) {
+    if (!line.empty()) line += "; ";
+    line += part;
+  }
+  return line;
+}
+
+std::vector<BlockSummary> summarize_blocks(const TrainingGraph& graph, const ChainModel& model,
+                                           const Tree* tree) {
+  std::vector<BlockSummary> summaries;
+  planning::TreeUsage usage;
+  if (tree != nullptr) usage = planning::tree_usage(model, *tree);
+  for (int b = 0; b < model.num_blocks(); ++b) {
+    const planning::BlockModel& block = model.blocks[static_cast<std::size_t>(b)];
+    BlockSummary summary;
+    for (NodeId n = block.first_forward; n < block.end_forward; ++n) {
+      summary.forward_nodes.push_back(n);
+    }
+    if (!block.output.empty()) summary.output = block.output.front();
+    int mode = block.store_all_mode;
+    if (tree != nullptr) {
+      mode = usage.mode[static_cast<std::size_t>(b)];
+      summary.checkpointed = usage.checkpointed[static_cast<std::size_t>(b)] != 0;
+      summary.recomputations = usage.reruns[static_cast<std::size_t>(b)];
+    }
+    if (mode >= 0) {
+      for (int g : block.modes[static_cast<std::size_t>(mode)].kept) {
+        const planning::Group& group = block.groups[static_cast<std::size_t>(g)];
+        summary.kept.insert(summary.kept.end(), group.values.begin(), group.values.end());
+      }
+      std::sort(summary.kept.begin(), summary.kept.end());
+    }
+    summary.explanation =
+        explain_block(graph, block, mode, summary.checkpointed, summary.recomputations);
+    summaries.push_back(std::move(summary));
+  }
+  return summaries;
+}
+
+// Emits a tree, checks it against the simulator and fills the plan.
+void finish_with_tree(const TrainingGraph& graph, const ChainModel& model, const Tree& tree,
+                      Plan& result) {
+  const planning::TreeValue value = planning::evaluate_tree(model, tree);
+  if (!value.valid) invariant_broken("a strategy produced an invalid choice tree");
+  result.schedule = planning::emit_tree(model, tree);
+  const SimulationResult simulated = simulate(graph, result.schedule);
+  if (!simulated.valid) {
+    invariant_broken(fmt::format("graph \"{}\": emitted schedule rejected by the simulator: {}",
+                                 graph.name(), simulated.error));
+  }
+  if (simulated.peak_bytes != value.peak_bytes) {
+    invariant_broken(fmt::format("graph \"{}\": predicted peak {} bytes, simulated {} bytes",
+                                 graph.name(), value.peak_bytes, simulated.peak_bytes));
+  }
+  result.peak_bytes = simulated.peak_bytes;
+  result.compute_time_us = simulated.compute_time_us;
+  result.blocks = summarize_blocks(graph, model, &tree);
+}
+
+void finish_store_all(const TrainingGraph& graph, const Setup& setup, Plan& result) {
+  result.schedule = setup.store_all;
+  result.peak_bytes = setup.store_all_result.peak_bytes;
+  result.compute_time_us = setup.store_all_result.compute_time_us;
+  result.blocks = summarize_blocks(graph, setup.model, nullptr);
+}
+
+std::string approximation_note(const ChainModel& model, int max_exhaustive) {
+  int approximate = 0;
+  int largest = 0;
+  for (const planning::BlockModel& block : model.blocks) {
+    if (!block.approximate) continue;
+    ++approximate;
+    largest = std::max(largest, block.candidate_groups);
+  }
+  if (approximate == 0) return {};
+  return fmt::format(
+      "approximate: {} block(s) have more than 2^{} keep/drop choices (up to 2^{}); their modes "
+      "were searched greedily (store all, keep only what must be kept, and dropping groups in "
+      "order of least recomputation time per byte).",
+      approximate, max_exhaustive, largest);
+}
+
+void append_note(std::string& note, const std::string& more) {
+  if (more.empty()) return;
+  if (!note.empty()) note += ' ';
+  note += more;
+}
+
+// The cheapest of several trees at the budget, or the least-peak one when none fits.
+const Tree* pick_tree(const ChainModel& model, const std::vector<Tree>& trees,
+                      std::int64_t budget_bytes) {
+  const Tree* best = nullptr;
+  planning::TreeValue best_value;
+  bool best_fits = false;
+  for (const Tree& tree : trees) {
+    const planning::TreeValue value = planning::evaluate_tree(model, tree);
+    if (!value.valid) continue;
+    const bool fits = value.peak_bytes <= budget_bytes;
+    bool better = best == nullptr;
+    if (!better && fits && !best_fits) better = true;
+    if (!better && fits == best_fits) {
+      better = fits ? value.time_us < best_value.time_us
+                    : value.peak_bytes < best_value.peak_bytes ||
+                          (value.peak_bytes == best_value.peak_bytes &&
+                           value.time_us < best_value.time_us);
+    }
+    if (better) {
+      best = &tree;
+      best_value = value;
+      best_fits = fits;
+    }
+  }
+  return best;
+}
+
+// Every baseline's trees: the two-level DP searches a sub-class that need not contain them, so
+// the optimal strategy also considers them directly and stays no worse than any of them.
+std::vector<Tree> baseline_trees(const ChainModel& model) {
+  const int n = model.num_blocks();
+  std::vector<Tree> trees;
+  trees.push_back(planning::memory_minimal_tree(model));
+  trees.push_back(planning::segment_tree(model, planning::chen_sqrt_segments(model)));
+  trees.push_back(planning::segment_tree(
+      model, planning::uniform_segments(n, std::max(1, static_cast<int>(std::lround(std::sqrt(n)))))));
+  for (std::int64_t threshold : planning::chen_thresholds(model)) {
+    trees.push_back(planning::segment_tree(model, planning::chen_greedy_segments(model, threshold)));
+  }
+  return trees;
+}
+
+std::string two_level_note(const ChainModel& model, const ChainDp& dp) {
+  return fmt::format(
+      "approximate: the chain has {} blocks, too many for the exact DP's O(n^3) combinations; "
+      "the two-level DP cut it into {} macro-blocks and splits sub-problems that span macros "
+      "only at macro boundaries (docs/algorithms.md, \"Long chains\"). The plan is also compared "
+      "with every baseline and is never worse than any of them.",
+      model.num_blocks(), dp.macros());
+}
+
+// The optimal strategy's solve, shared by the budgets planned from it: the DP with frontiers
+// capped at `cap_bytes`, and for a two-level DP the baselines' trees.
+struct OptimalSolve {
+  std::optional<ChainDp> dp;
+  planning::DpOptions dp_options;
+  std::vector<Tree> baselines;
+  std::int64_t least_bytes = 0;  // over the DP, the baselines and store-all
+};
+
+OptimalSolve solve_optimal(const Setup& setup, const PlanOptions& options,
+                           std::int64_t cap_bytes) {
+  OptimalSolve solve;
+  solve.dp_options.progress = options.progress;
+  solve.dp_options.cap_bytes = cap_bytes;
+  solve.dp.emplace(setup.model, solve.dp_options);
+  if (solve.dp->two_level()) solve.baselines = baseline_trees(setup.model);
+  solve.least_bytes = std::min(solve.dp->min_peak(), setup.store_all_result.peak_bytes);
+  for (const Tree& tree : solve.baselines) {
+    const planning::TreeValue value = planning::evaluate_tree(setup.model, tree);
+    if (value.valid) solve.least_bytes = std::min(solve.least_bytes, value.peak_bytes);
+  }
+  return solve;
+}
+
+void plan_optimal_from(const TrainingGraph& graph, const PlanOptions& options, const Setup& setup,
+                       OptimalSolve& solve, Plan& result) {
+  const ChainModel& model = setup.model;
+  const std::int64_t store_all_peak = setup.store_all_result.peak_bytes;
+  result.exact = !solve.dp->two_level() && !model.approximate();
+  if (solve.dp->two_level()) append_note(result.note, two_level_note(model, *solve.dp));
+  append_note(result.note, approximation_note(model, options.max_exhaustive_block_values));
+  result.min_feasible_bytes = solve.least_bytes;
+  // Nothing beats plain backpropagation's time.
+  if (options.budget_bytes >= store_all_peak) {
+    finish_store_all(graph, setup, result);
+    return;
+  }
+  std::vector<Tree> trees = {solve.dp->reconstruct(options.budget_bytes)};  // first: wins ties
+  const std::int64_t dp_least = solve.dp->min_peak();
+  if (trees.front().root < 0 && dp_least != std::numeric_limits<std::int64_t>::max()) {
+    // The DP cannot meet the budget: its least-memory schedule, at exactly its least budget.
+    if (solve.dp_options.cap_bytes < dp_least) {
+      solve.dp_options.cap_bytes = dp_least;
+      solve.dp.emplace(model, solve.dp_options);
+    }
+    trees.front() = solve.dp->reconstruct(dp_least);
+  }
+  trees.insert(trees.end(), solve.baselines.begin(), solve.baselines.end());
+  if (options.progress) {
+    options.progress(fmt::format("planner: DP kept {} frontier points; emitting the plan",
+                                 solve.dp->stored_points()));
+  }
+  const Tree* tree = pick_tree(model, trees, options.budget_bytes);
+  const std::int64_t tree_peak =
+      tree != nullptr ? planning::evaluate_tree(model, *tree).peak_bytes : store_all_peak;
+  if (tree == nullptr || (tree_peak > options.budget_bytes && store_all_peak < tree_peak)) {
+    finish_store_all(graph, setup, result);  // nothing fits and store-all needs the least
+    return;
+  }
+  finish_with_tree(graph, model, *tree, result);
+}
+
+void plan_optimal(const TrainingGraph& graph, const PlanOptions& options, const Setup& setup,
+                  Plan& result) {
+  // At or above the store-all peak the DP only has to find the least budget (cap -2: no points).
+  const std::int64_t cap = options.budget_bytes >= setup.store_all_result.peak_bytes
+                               ? -2
+                               : options.budget_bytes;
+  OptimalSolve solve = solve_optimal(setup, options, cap);
+  plan_optimal_from(graph, options, setup, solve, result);
+}
+
+void plan_baseline(const TrainingGraph& graph, const PlanOptions& options, const Setup& setup,
+                   Plan& result) {
+  const ChainModel& model = setup.model;
+  const int n = model.num_blocks();
+  std::vector<Tree> trees;
+  switch (options.strategy) {
+    case Strategy::kMemoryMinimal: trees.push_back(planning::memory_minimal_tree(model)); break;
+    case Strategy::kChenSqrt:
+      trees.push_back(planning::segment_tree(model, planning::chen_sqrt_segments(model)));
+      break;
+    case Strategy::kUniform: {
+      const int segments =
+          options.segments > 0 ? options.segments
+                               : std::max(1, static_cast<int>(std::lround(std::sqrt(n))));
+      trees.push_back(planning::segment_tree(model, planning::uniform_segments(n, segments)));
+      break;
+    }
+    case Strategy::kChenGreedy:
+      for (std::int64_t threshold : planning::chen_thresholds(model)) {
+        trees.push_back(
+            planning::segment_tree(model, planning::chen_greedy_segments(model, threshold)));
+      }
+      break;
+    default: break;
+  }
+  const Tree* tree = pick_tree(model, trees, options.budget_bytes);
+  if (tree == nullptr) invariant_broken("a baseline produced no valid schedule");
+  finish_with_tree(graph, model, *tree, result);
+  if (options.strategy == Strategy::kChenGreedy) {
+    // The least budget greedy can meet is the least peak over its thresholds.
+    std::int64_t least = std::numeric_limits<std::int64_t>::max();
+    for (const Tree& candidate : trees) {
+      const planning::TreeValue value = planning::evaluate_tree(model, candidate);
+      if (value.valid) least = std::min(least, value.peak_bytes);
+    }
+    result.min_feasible_bytes = least;
+  } else {
+    result.min_feasible_bytes = result.peak_bytes;
+  }
+}
+
+Plan empty_plan(const TrainingGraph& graph, const PlanOptions& options) {
+  Plan result;
+  result.strategy = options.strategy;
+  result.budget_bytes = options.budget_bytes;
+  result.baseline_time_us = graph.baseline_time_us();
+  return result;
+}
+
+double elapsed_ms(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+}  // namespace
+
+std::string_view to_string(Strategy strategy) {
+  for (const auto& [known, name] : kStrategyNames) {
+    if (known == strategy) return name;
+  }
+  return "unknown";
+}
+
+std::optional<Strategy> strategy_from_string(std::string_view name) {
+  for (const auto& [strategy, known] : kStrategyNames) {
+    if (known == name) return strategy;
+  }
+  return std::nullopt;
+}
+
+const std::vector<Strategy>& all_strategies() {
+  static const std::vector<Strategy> strategies = [] {
+    std::vector<Strategy> list;
+    for (const auto& [strategy, name] : kStrategyNames) list.push_back(strategy);
+    return list;
+  }();
+  return strategies;
+}
+
+Plan plan(const TrainingGraph& graph, const PlanOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  check_options(options);
+  Plan result = empty_plan(graph, options);
+  const Setup setup = prepare(graph, options, /*all_modes=*/options.strategy == Strategy::kOptimal);
+  switch (options.strategy) {
+    case Strategy::kOptimal: plan_optimal(graph, options, setup, result); break;
+    case Strategy::kStoreAll:
+      finish_store_all(graph, setup, result);
+      result.min_feasible_bytes = result.peak_bytes;
+      break;
+    default: plan_baseline(graph, options, setup, result); break;
+  }
+  result.feasible = result.peak_bytes <= result.budget_bytes;
+  result.plan_ms = elapsed_ms(start);
+  return result;
+}
+
+std::vector<Plan> plan_sweep(const TrainingGraph& graph, const PlanOptions& options,
+                             const std::vector<std::int64_t>& budgets_bytes) {
+  const auto start = std::chrono::steady_clock::now();
+  for (std::int64_t budget : budgets_bytes) {
+    PlanOptions one = options;
+    one.budget_bytes = budget;
+    check_options(one);
+  }
+  check_options(options);
+  const Setup setup = prepare(graph, options, /*all_modes=*/options.strategy == Strategy::kOptimal);
+  std::optional<OptimalSolve> solve;
+  if (options.strategy == Strategy::kOptimal) {
+    // One DP for every budget, its frontiers capped at the largest budget store-all exceeds.
+    std::int64_t cap = -2;
+    for (std::int64_t budget : budgets_bytes) {
+      if (budget < setup.store_all_result.peak_bytes) cap = std::max(cap, budget);
+    }
+    solve.emplace(solve_optimal(setup, options, cap));
+  }
+  std::vector<Plan> plans;
+  for (std::int64_t budget : budgets_bytes) {
+    PlanOptions one = options;
+    one.budget_bytes = budget;
+    Plan result = empty_plan(graph, one);
+    switch (options.strategy) {
+      case Strategy::kOptimal: plan_optimal_from(graph, one, setup, *solve, result); break;
+      case Strategy::kStoreAll:
+        finish_store_all(graph, setup, result);
+        result.min_feasible_bytes = result.peak_bytes;
+        break;
+      default: plan_baseline(graph, one, setup, result); break;
+    }
+    result.feasible = result.peak_bytes <= result.budget_bytes;
+    result.plan_ms = elapsed_ms(start);
+    plans.push_back(std::move(result));
+  }
+  return plans;
+}
+
+std::vector<FrontierPoint> pareto_frontier(const TrainingGraph& graph, const PlanOptions& options) {
+  check_options(options);
+  Setup setup = prepare(graph, options, /*all_modes=*/true);
+  planning::DpOptions dp_options;
+  dp_options.progress = options.progress;
+  const ChainDp dp(setup.model, dp_options);
+  // Plain backpropagation is a point of its own: plan() returns it at any budget it fits; so
+  // are the baselines' schedules when the DP is two-level (plan() considers them too).
+  const FrontierPoint store_all{setup.store_all_result.peak_bytes,
+                                setup.store_all_result.compute_time_us};
+  std::vector<FrontierPoint> candidates = {store_all};
+  for (const planning::DpPoint& point : dp.frontier()) {
+    candidates.push_back({point.peak_bytes, point.time_us});
+  }
+  if (dp.two_level()) {
+    for (const Tree& tree : baseline_trees(setup.model)) {
+      const planning::TreeValue value = planning::evaluate_tree(setup.model, tree);
+      if (value.valid) candidates.push_back({value.peak_bytes, value.time_us});
+    }
+  }
+  std::stable_sort(candidates.begin(), candidates.end(),
+                   [](const FrontierPoint& a, const FrontierPoint& b) {
+                     if (a.peak_bytes != b.peak_bytes) return a.peak_bytes < b.peak_bytes;
+                     return a.compute_time_us < b.compute_time_us;
+                   });
+  std::vector<FrontierPoint> points;
+  for (const FrontierPoint& point : candidates) {
+    if (!points.empty() && point.compute_time_us >= points.back().compute_time_us) continue;
+    points.push_back(point);
+  }
+  return points;
+}
+
+}  // namespace ckpt

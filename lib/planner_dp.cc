@@ -1,0 +1,566 @@
+// The chain DP (a Rotor-style recursion over blocks with keep modes and exact bytes). C(s, t, hold)
+// is kept as its Pareto frontier of (peak bytes, time) points, computed bottom-up over span
+// lengths; every option combines measured piece figures with sub-frontiers by shifting, taking
+// maxima with constants and adding two frontiers, and the frontier of C(0, n-1) is the strategy's
+// whole trade-off. Each point records the option that made it, so a plan for any budget is
+// rebuilt top-down by looking each sub-call up at its exact remaining bytes.
+#include <algorithm>
+#include <cassert>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "planner_internal.h"
+
+namespace ckpt::planning {
+
+namespace {
+
+constexpr std::int64_t kInfeasible = std::numeric_limits<std::int64_t>::max();
+
+// Ties in time closer than this (relative) are one time: sums taken in different orders differ
+// in the last bits, and such twins would only clutter a frontier.
+bool strictly_less_time(double a, double b) {
+  return a < b - 1e-12 * std::max(1.0, std::abs(b));
+}
+
+// The last point with peak <= budget (a point without any compute step always qualifies).
+const DpPoint* lookup(const std::vector<DpPoint>& frontier, std::int64_t budget) {
+  auto it = std::upper_bound(
+      frontier.begin(), frontier.end(), budget,
+      [](std::int64_t value, const DpPoint& point) { return value < point.peak_bytes; });
+  if (it == frontier.begin()) {
+    if (!frontier.empty() && frontier.front().peak_bytes < 0) return &frontier.front();
+    return nullptr;
+  }
+  return &*(it - 1);
+}
+
+// True when the frontier already has a point with peak <= `peak` and time <= `time`: an option
+// whose cheapest point could only be that cheap from that peak on adds nothing.
+bool covered(const std::vector<DpPoint>& frontier, std::int64_t peak, double time) {
+  const DpPoint* best = lookup(frontier, peak);
+  return best != nullptr && !strictly_less_time(time, best->time_us);
+}
+
+// Collects an option's points (ascending peak) into a pending list, leaving out those the
+// frontier so far dominates.
+class Offer {
+ public:
+  Offer(const std::vector<DpPoint>& frontier, std::vector<DpPoint>& out)
+      : frontier_(frontier), out_(out) {}
+  void operator()(std::int64_t peak, double time, std::int32_t choice) {
+    while (cursor_ < frontier_.size() && frontier_[cursor_].peak_bytes <= peak) ++cursor_;
+    if (cursor_ > 0 && !strictly_less_time(time, frontier_[cursor_ - 1].time_us)) return;
+    out_.push_back({peak, time, choice});
+  }
+
+ private:
+  const std::vector<DpPoint>& frontier_;
+  std::vector<DpPoint>& out_;
+  std::size_t cursor_ = 0;
+};
+
+// The index of the last point with peak <= `peak`, or 0 when there is none: where a walk over
+// the frontier under a constant floor starts.
+std::size_t last_at_most(const std::vector<DpPoint>& frontier, std::int64_t peak) {
+  auto it = std::upper_bound(
+      frontier.begin(), frontier.end(), peak,
+      [](std::int64_t value, const DpPoint& point) { return value < point.peak_bytes; });
+  return it == frontier.begin() ? 0 : static_cast<std::size_t>(it - frontier.begin()) - 1;
+}
+
+std::int64_t shifted_min(std::int64_t min_peak, std::int64_t shift) {
+  return min_peak == kInfeasible ? kInfeasible : add_bytes(min_peak, shift);
+}
+
+// True when `a` goes before `b` in a frontier under construction: lower peak, then lower time,
+// then the preferred option (kAll before kCheckpoint, smaller mode or split first).
+bool point_before(const DpPoint& a, const DpPoint& b) {
+  if (a.peak_bytes != b.peak_bytes) return a.peak_bytes < b.peak_bytes;
+  if (a.time_us != b.time_us) return a.time_us < b.time_us;
+  return a.choice > b.choice;
+}
+
+// Merges an option's points (ascending peak) into the frontier built so far, keeping the
+// Pareto-optimal points: O(|frontier| + |points|) instead of a sort of all candidates.
+void merge_into(std::vector<DpPoint>& frontier, const std::vector<DpPoint>& points,
+                std::vector<DpPoint>& scratch) {
+  if (points.empty()) return;
+  scratch.clear();
+  // An option's points ascend in peak, but several may share one (a sub-frontier's cheap end
+  // collapsing onto a constant): the cheapest of equal peaks replaces the others.
+  auto keep = [&](const DpPoint& point) {
+    if (!scratch.empty() && !strictly_less_time(point.time_us, scratch.back().time_us)) return;
+    if (!scratch.empty() && scratch.back().peak_bytes == point.peak_bytes) scratch.pop_back();
+    scratch.push_back(point);
+  };
+  std::size_t i = 0;
+  std::size_t k = 0;
+  while (i < frontier.size() || k < points.size()) {
+    if (k == points.size() || (i < frontier.size() && !point_before(points[k], frontier[i]))) {
+      keep(frontier[i++]);
+    } else {
+      keep(points[k++]);
+    }
+  }
+  frontier.swap(scratch);
+}
+
+}  // namespace
+
+ChainDp::ChainDp(const ChainModel& model, const DpOptions& options)
+    : model_(model), options_(options), n_(model.num_blocks()) {
+  const auto size = static_cast<std::size_t>(2 * n_ * n_);
+  prune_modes_per_context();
+  partition_into_macros();
+  slot_.assign(size, -1);
+  number_block_sequences();
+  const auto start = std::chrono::steady_clock::now();
+  int reported_tenth = 0;
+  for (int span = 0; span < n_; ++span) {
+    for (int s = 0; s + span < n_; ++s) {
+      if (!computed(s, s + span)) continue;
+      solve(s, s + span, true);
+      solve(s, s + span, false);
+    }
+    const int tenth = (span + 1) * 10 / n_;
+    if (options_.progress && n_ >= 64 && tenth > reported_tenth) {
+      reported_tenth = tenth;
+      const double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+              .count();
+      options_.progress(fmt::format("planner: DP spans {}/{} done, {} frontier points ({:.0f} ms)",
+                                    span + 1, n_, stored_points_, ms));
+    }
+  }
+  candidates_ = {};
+  scratch_ = {};
+}
+
+void ChainDp::partition_into_macros() {
+  if (n_ <= options_.max_single_level_blocks) return;
+  // About sqrt(n) macros of about sqrt(n) blocks: O(n^1.5) sub-problems instead of O(n^2).
+  const int macros = std::max(2, static_cast<int>(std::lround(std::sqrt(n_))));
+  macro_of_.assign(static_cast<std::size_t>(n_), 0);
+  for (int m = 0; m < macros; ++m) {
+    const int first = static_cast<int>(static_cast<std::int64_t>(m) * n_ / macros);
+    const int end = static_cast<int>(static_cast<std::int64_t>(m + 1) * n_ / macros);
+    macro_start_.push_back(first);
+    macro_end_.push_back(end - 1);
+    for (int b = first; b < end; ++b) macro_of_[static_cast<std::size_t>(b)] = m;
+  }
+  // Storing through a macro: every block keeps its store-all mode, then blocks switch to their
+  // least mode one by one, the most bytes saved per microsecond added first.
+  through_.resize(static_cast<std::size_t>(macros));
+  for (int m = 0; m < macros; ++m) {
+    std::vector<int> modes;
+    struct Switch {
+      int block;
+      int mode;
+      double time_per_byte;
+    };
+    std::vector<Switch> switches;
+    for (int b = macro_start_[static_cast<std::size_t>(m)];
+         b <= macro_end_[static_cast<std::size_t>(m)]; ++b) {
+      const BlockModel& block = model_.blocks[static_cast<std::size_t>(b)];
+      const int keep = block.store_all_mode >= 0 ? block.store_all_mode : block.min_mode;
+      modes.push_back(keep);
+      if (block.min_mode < 0 || block.min_mode == keep) continue;
+      const AllTerms kept = mode_terms(block, block.modes[static_cast<std::size_t>(keep)],
+                                       /*first_run=*/true, /*hold=*/false, /*has_sub=*/true);
+      const AllTerms least =
+          mode_terms(block, block.modes[static_cast<std::size_t>(block.min_mode)],
+                     /*first_run=*/true, /*hold=*/false, /*has_sub=*/true);
+      if (!kept.valid || !least.valid || least.held_bytes >= kept.held_bytes) continue;
+      switches.push_back({b, block.min_mode,
+                          (least.time_us - kept.time_us) /
+                              static_cast<double>(kept.held_bytes - least.held_bytes)});
+    }
+    std::stable_sort(switches.begin(), switches.end(), [](const Switch& a, const Switch& b) {
+      return a.time_per_byte < b.time_per_byte;
+    });
+    auto& combos = through_[static_cast<std::size_t>(m)];
+    combos.push_back(modes);
+    for (const Switch& change : switches) {
+      modes[static_cast<std::size_t>(change.block - macro_start_[static_cast<std::size_t>(m)])] =
+          change.mode;
+      combos.push_back(modes);
+    }
+  }
+}
+
+bool ChainDp::outer(int s, int t) const {
+  if (macro_of_.empty()) return false;
+  const int ms = macro_of_[static_cast<std::size_t>(s)];
+  const int mt = macro_of_[static_cast<std::size_t>(t)];
+  return ms < mt && s == macro_start_[static_cast<std::size_t>(ms)] &&
+         t == macro_end_[static_cast<std::size_t>(mt)];
+}
+
+bool ChainDp::computed(int s, int t) const {
+  if (macro_of_.empty() || t + 1 == n_) return true;  // the first forward pass stays fine
+  return macro_of_[static_cast<std::size_t>(s)] == macro_of_[static_cast<std::size_t>(t)] ||
+         outer(s, t);
+}
+
+bool ChainDp::stores_through(int s, int t) const { return outer(s, t) && t + 1 != n_; }
+
+void ChainDp::number_block_sequences() {
+  // Blocks measured alike (repeated layers) make alike sub-problems: C(s, t) depends only on
+  // the models of blocks s..t and on whether t is the last block. A trie over the blocks'
+  // classes numbers each distinct sequence once. (Outer sub-problems of the two-level DP are
+  // few and are not shared.)
+  sequence_.assign(static_cast<std::size_t>(n_ * n_), -1);
+  std::map<std::pair<int, int>, int> trie;
+  for (int s = 0; s < n_; ++s) {
+    int id = 0;
+    for (int t = s; t < n_; ++t) {
+      if (!macro_of_.empty() &&
+          macro_of_[static_cast<std::size_t>(t)] != macro_of_[static_cast<std::size_t>(s)]) {
+        break;
+      }
+      const int block_class = model_.blocks[static_cast<std::size_t>(t)].same_as;
+      const auto [it, inserted] =
+          trie.emplace(std::make_pair(id, block_class), static_cast<int>(trie.size()) + 1);
+      id = it->second;
+      sequence_[static_cast<std::size_t>(s * n_ + t)] = id;
+    }
+  }
+}
+
+AllTerms ChainDp::through_terms(int macro, int t, bool hold, int combo) const {
+  // kAll nodes for every block of the macro with the combo's modes, inside C(., t): each one's
+  // pieces run while the ones before it hold their bytes.
+  AllTerms through;
+  through.before_peak = kNoPeak;
+  std::int64_t held = 0;
+  bool h = hold;
+  const std::vector<int>& modes =
+      through_[static_cast<std::size_t>(macro)][static_cast<std::size_t>(combo)];
+  const int first = macro_start_[static_cast<std::size_t>(macro)];
+  for (std::size_t i = 0; i < modes.size(); ++i) {
+    const AllTerms terms = all_terms(model_, first + static_cast<int>(i), t, h, modes[i]);
+    if (!terms.valid) return {};
+    through.before_peak = std::max({through.before_peak, add_bytes(terms.before_peak, held),
+                                    add_bytes(terms.after_peak, held)});
+    held += terms.held_bytes;
+    through.time_us += terms.time_us;
+    h = terms.sub_hold;
+  }
+  through.valid = true;
+  through.after_peak = kNoPeak;
+  through.held_bytes = held;
+  through.sub_hold = h;
+  return through;
+}
+
+void ChainDp::solve(int s, int t, bool hold) {
+  const int sequence = sequence_[static_cast<std::size_t>(s * n_ + t)];
+  const std::int64_t key =
+      sequence >= 0
+          ? (static_cast<std::int64_t>(sequence) * 2 + (t + 1 == n_ ? 1 : 0)) * 2 + (hold ? 1 : 0)
+          : -1 - static_cast<std::int64_t>(index(hold, s, t));
+  const auto [known, inserted] = shared_.emplace(key, static_cast<int>(pool_.size()));
+  slot_[index(hold, s, t)] = known->second;
+  if (!inserted) return;
+  pool_.emplace_back();
+  pool_min_peak_.push_back(kInfeasible);
+  std::vector<DpPoint>& result = pool_.back();
+  candidates_.clear();
+  std::int64_t min_peak = kInfeasible;
+  if (stores_through(s, t)) {
+    const int macro = macro_of_[static_cast<std::size_t>(s)];
+    const int next = macro_end_[static_cast<std::size_t>(macro)] + 1;
+    for (std::size_t c = 0; c < through_[static_cast<std::size_t>(macro)].size(); ++c) {
+      const AllTerms terms = through_terms(macro, t, hold, static_cast<int>(c));
+      if (terms.valid) {
+        offer_all(result, terms, next, t, static_cast<std::int32_t>(c), min_peak);
+      }
+    }
+    SweepTerms sweep = sweep_terms(model_, s, s + 1, t);
+    int swept_to = s + 1;
+    for (int m = macro + 1; m <= macro_of_[static_cast<std::size_t>(t)]; ++m) {
+      const int split = macro_start_[static_cast<std::size_t>(m)];
+      for (; swept_to < split && sweep.valid; ++swept_to) extend_sweep(sweep, s, swept_to, t);
+      if (!sweep.valid) break;
+      offer_checkpoint(result, s, split, t, hold, sweep, min_peak);
+    }
+  } else {
+    // kAll: forward s keeping a mode, C(s+1, t), backward s. With delta_t known, a mode is
+    // only worth trying if no other has a lower-or-equal floor, held bytes and time here.
+    all_terms_.clear();
+    for (int m : context_modes(s, t, hold)) {
+      const AllTerms terms = all_terms(model_, s, t, hold, m);
+      if (terms.valid) all_terms_.emplace_back(m, terms);
+    }
+    const bool has_sub = s < t;
+    auto floor_of = [](const AllTerms& terms) {
+      return std::max(terms.before_peak, terms.after_peak);
+    };
+    auto beats = [&](const AllTerms& a, const AllTerms& b) {
+      return floor_of(a) <= floor_of(b) && a.time_us <= b.time_us &&
+             (!has_sub || (a.held_bytes <= b.held_bytes && (!a.sub_hold || b.sub_hold)));
+    };
+    for (std::size_t x = 0; x < all_terms_.size(); ++x) {
+      const AllTerms& terms = all_terms_[x].second;
+      bool beaten = false;
+      for (std::size_t y = 0; y < all_terms_.size() && !beaten; ++y) {
+        if (y == x || !beats(all_terms_[y].second, terms)) continue;
+        beaten = !beats(terms, all_terms_[y].second) || y < x;  // equal twins: keep the first
+      }
+      if (!beaten) {
+        offer_all(result, terms, s + 1, t, static_cast<std::int32_t>(all_terms_[x].first),
+                  min_peak);
+      }
+    }
+    SweepTerms sweep = s < t ? sweep_terms(model_, s, s + 1, t) : SweepTerms{};
+    for (int split = s + 1; split <= t && sweep.valid; ++split) {
+      if (split > s + 1) extend_sweep(sweep, s, split - 1, t);
+      if (!sweep.valid) break;  // a longer sweep repeats the invalid piece
+      if (!computed(split, t) || !computed(s, split - 1)) continue;
+      offer_checkpoint(result, s, split, t, hold, sweep, min_peak);
+    }
+  }
+  flush(result, true);
+  if (two_level()) thin(result);
+  pool_min_peak_.back() = min_peak;
+  result.shrink_to_fit();
+  stored_points_ += result.size();
+}
+
+void ChainDp::offer_all(std::vector<DpPoint>& result, const AllTerms& terms, int next, int t,
+                        std::int32_t choice, std::int64_t& min_peak) {
+  const std::int64_t cap = options_.cap_bytes;
+  const std::int64_t floor = std::max(terms.before_peak, terms.after_peak);
+  Offer offer(result, candidates_);
+  if (next > t) {
+    min_peak = std::min(min_peak, floor);
+    if (floor <= cap) offer(floor, terms.time_us, choice);
+    flush(result, false);
+    return;
+  }
+  const std::size_t sub = index(terms.sub_hold, next, t);
+  const std::int64_t sub_min = shifted_min(min_peak_at(sub), terms.held_bytes);
+  if (sub_min == kInfeasible) return;
+  min_peak = std::min(min_peak, std::max(floor, sub_min));
+  const std::vector<DpPoint>& sub_frontier = frontier_at(sub);
+  if (sub_frontier.empty() ||
+      covered(result, std::max(floor, sub_min), terms.time_us + sub_frontier.back().time_us)) {
+    return;
+  }
+  // Sub-points that fit under the floor all give the floor: only the cheapest of them counts.
+  for (std::size_t j = last_at_most(sub_frontier, floor - terms.held_bytes);
+       j < sub_frontier.size(); ++j) {
+    const DpPoint& point = sub_frontier[j];
+    const std::int64_t peak = std::max(floor, add_bytes(point.peak_bytes, terms.held_bytes));
+    if (peak > cap) break;
+    offer(peak, terms.time_us + point.time_us, choice);
+  }
+  flush(result, false);
+}
+
+void ChainDp::extend_sweep(SweepTerms& sweep, int s, int k, int t) const {
+  // The sweep through blocks s..k-1 extended by block k, which consumes its input.
+  const BlockModel& block = model_.blocks[static_cast<std::size_t>(k)];
+  const Piece& piece = t + 1 == n_ ? block.no_save_first[1] : block.no_save_rerun[1];
+  if (!piece.valid) {
+    sweep.valid = false;
+    return;
+  }
+  const std::int64_t held = model_.blocks[static_cast<std::size_t>(t)].gradients_in_bytes +
+                            model_.blocks[static_cast<std::size_t>(s)].input_bytes;
+  sweep.peak = std::max(sweep.peak, add_bytes(piece.peak_bytes, held));
+  sweep.time_us += piece.time_us;
+}
+
+void ChainDp::offer_checkpoint(std::vector<DpPoint>& result, int s, int split, int t, bool hold,
+                               const SweepTerms& sweep, std::int64_t& min_peak) {
+  // kCheckpoint: forward s..split-1 without saving, C(split, t) holding x_{split-1}, then
+  // C(s, split-1).
+  const std::int64_t cap = options_.cap_bytes;
+  const std::int64_t input = model_.blocks[static_cast<std::size_t>(s)].input_bytes;
+  const std::size_t later = index(false, split, t);
+  const std::size_t earlier = index(hold, s, split - 1);
+  const std::int64_t later_min = shifted_min(min_peak_at(later), input);
+  const std::int64_t earlier_min = min_peak_at(earlier);
+  if (later_min == kInfeasible || earlier_min == kInfeasible) return;
+  const std::int64_t corner = std::max({sweep.peak, later_min, earlier_min});
+  min_peak = std::min(min_peak, corner);
+  if (sweep.peak > cap) return;
+  // Both frontiers are monotone step functions of memory: walk their breakpoints together.
+  const std::vector<DpPoint>& a = frontier_at(later);
+  const std::vector<DpPoint>& b = frontier_at(earlier);
+  if (a.empty() || b.empty()) return;
+  if (covered(result, corner, sweep.time_us + a.back().time_us + b.back().time_us)) return;
+  const auto choice = static_cast<std::int32_t>(s - split);  // relative: shared sub-problems
+  Offer offer(result, candidates_);
+  std::size_t i = last_at_most(a, sweep.peak - input);
+  std::size_t k = last_at_most(b, sweep.peak);
+  for (;;) {
+    const std::int64_t pa = add_bytes(a[i].peak_bytes, input);
+    const std::int64_t pb = b[k].peak_bytes;
+    const std::int64_t peak = std::max({sweep.peak, pa, pb});
+    if (peak > cap) break;
+    offer(peak, sweep.time_us + a[i].time_us + b[k].time_us, choice);
+    const std::int64_t next_a =
+        i + 1 < a.size() ? add_bytes(a[i + 1].peak_bytes, input) : kInfeasible;
+    const std::int64_t next_b = k + 1 < b.size() ? b[k + 1].peak_bytes : kInfeasible;
+    if (next_a == kInfeasible && next_b == kInfeasible) break;
+    const std::int64_t next = std::min(next_a, next_b);
+    if (next_a == next) ++i;
+    if (next_b == next) ++k;
+  }
+  flush(result, false);
+}
+
+void ChainDp::thin(std::vector<DpPoint>& frontier) const {
+  // Long chains only: at most about max_frontier_points points, evenly spread in memory. Every
+  // point kept is exact; the first (least memory) and last (least time) always stay, so the
+  // least budget is unchanged and a budget between two kept points pays the lower one's time.
+  const std::size_t limit = static_cast<std::size_t>(std::max(2, options_.max_frontier_points));
+  if (frontier.size() <= limit) return;
+  const std::int64_t low = frontier.front().peak_bytes;
+  const std::int64_t high = frontier.back().peak_bytes;
+  const double step = static_cast<double>(high - low) / static_cast<double>(limit - 1);
+  std::vector<DpPoint> kept;
+  kept.reserve(limit + 1);
+  kept.push_back(frontier.front());
+  for (std::size_t i = 1; i + 1 < frontier.size(); ++i) {
+    // The cheapest point of each memory step: the last one before the next step starts.
+    const auto bucket = [&](std::int64_t peak) {
+      return static_cast<std::int64_t>(static_cast<double>(peak - low) / step);
+    };
+    if (bucket(frontier[i + 1].peak_bytes) != bucket(frontier[i].peak_bytes)) {
+      kept.push_back(frontier[i]);
+    }
+  }
+  kept.push_back(frontier.back());
+  frontier.swap(kept);
+}
+
+void ChainDp::flush(std::vector<DpPoint>& frontier, bool always) {
+  // Merging copies the frontier: wait until enough points are pending (they are checked against
+  // the frontier as of the last merge, so waiting admits a few dominated ones, which the merge
+  // drops).
+  if (candidates_.empty() || (!always && candidates_.size() < frontier.size() / 2 + 32)) return;
+  std::sort(candidates_.begin(), candidates_.end(), point_before);
+  merge_into(frontier, candidates_, scratch_);
+  candidates_.clear();
+}
+
+const std::vector<int>& ChainDp::context_modes(int s, int t, bool hold) const {
+  const bool first = t + 1 == n_;
+  const bool has_sub = s < t;
+  return context_modes_[static_cast<std::size_t>(s) * 8 + (first ? 4 : 0) + (hold ? 2 : 0) +
+                        (has_sub ? 1 : 0)];
+}
+
+void ChainDp::prune_modes_per_context() {
+  // A mode another one beats in this context on every figure the DP combines adds no point.
+  context_modes_.resize(static_cast<std::size_t>(n_) * 8);
+  for (int s = 0; s < n_; ++s) {
+    const BlockModel& block = model_.blocks[static_cast<std::size_t>(s)];
+    for (int context = 0; context < 8; ++context) {
+      const bool first = (context & 4) != 0;
+      const bool hold = (context & 2) != 0;
+      const bool has_sub = (context & 1) != 0;
+      std::vector<AllTerms> terms;
+      for (const Mode& mode : block.modes) {
+        terms.push_back(mode_terms(block, mode, first, hold, has_sub));
+      }
+      auto beats = [&](const AllTerms& a, const AllTerms& b) {
+        return a.before_peak <= b.before_peak && a.after_peak <= b.after_peak &&
+               a.time_us <= b.time_us &&
+               (!has_sub || (a.held_bytes <= b.held_bytes && (!a.sub_hold || b.sub_hold)));
+      };
+      std::vector<int>& kept = context_modes_[static_cast<std::size_t>(s) * 8 +
+                                              static_cast<std::size_t>(context)];
+      for (std::size_t m = 0; m < terms.size(); ++m) {
+        if (!terms[m].valid) continue;
+        bool beaten = false;
+        for (std::size_t o = 0; o < terms.size() && !beaten; ++o) {
+          if (o == m || !terms[o].valid || !beats(terms[o], terms[m])) continue;
+          // Equal twins: keep the lower index.
+          beaten = !beats(terms[m], terms[o]) || o < m;
+        }
+        if (!beaten) kept.push_back(static_cast<int>(m));
+      }
+    }
+  }
+}
+
+Tree ChainDp::reconstruct(std::int64_t budget_bytes) const {
+  Tree tree;
+  if (n_ == 0) return tree;
+  tree.root = rebuild(tree, false, 0, n_ - 1, budget_bytes);
+  return tree;
+}
+
+int ChainDp::rebuild(Tree& tree, bool hold, int s, int t, std::int64_t budget_bytes) const {
+  const DpPoint* point = lookup(at(hold, s, t), budget_bytes);
+  if (point == nullptr) return -1;
+  // Sub-calls are looked up at what the chosen point leaves them, not at the whole budget:
+  // the cheapest sub-point within that is exactly as cheap as the one the point was built from.
+  const std::int64_t peak = point->peak_bytes;
+  TreeNode node;
+  node.s = s;
+  node.t = t;
+  node.hold = hold;
+  if (point->choice >= 0 && stores_through(s, t)) {
+    return rebuild_through(tree, hold, s, t, *point);
+  }
+  if (point->choice >= 0) {
+    node.kind = TreeNode::Kind::kAll;
+    node.mode = point->choice;
+    if (s < t) {
+      const AllTerms terms = all_terms(model_, s, t, hold, node.mode);
+      node.first = rebuild(tree, terms.sub_hold, s + 1, t, peak - terms.held_bytes);
+      assert(node.first >= 0);
+    }
+  } else {
+    node.kind = TreeNode::Kind::kCheckpoint;
+    node.split = s - point->choice;
+    const std::int64_t input = model_.blocks[static_cast<std::size_t>(s)].input_bytes;
+    node.first = rebuild(tree, false, node.split, t, peak - input);
+    node.second = rebuild(tree, hold, s, node.split - 1, peak);
+    assert(node.first >= 0 && node.second >= 0);
+  }
+  tree.nodes.push_back(node);
+  return static_cast<int>(tree.nodes.size()) - 1;
+}
+
+int ChainDp::rebuild_through(Tree& tree, bool hold, int s, int t, const DpPoint& point) const {
+  const int macro = macro_of_[static_cast<std::size_t>(s)];
+  const std::vector<int>& modes =
+      through_[static_cast<std::size_t>(macro)][static_cast<std::size_t>(point.choice)];
+  // The holds and held bytes along the chain, then the sub-call, then the kAll nodes inside out.
+  std::vector<bool> holds;
+  std::int64_t held = 0;
+  bool h = hold;
+  for (std::size_t i = 0; i < modes.size(); ++i) {
+    holds.push_back(h);
+    const AllTerms terms = all_terms(model_, s + static_cast<int>(i), t, h, modes[i]);
+    held += terms.held_bytes;
+    h = terms.sub_hold;
+  }
+  int child = rebuild(tree, h, s + static_cast<int>(modes.size()), t, point.peak_bytes - held);
+  assert(child >= 0);
+  for (std::size_t i = modes.size(); i-- > 0;) {
+    TreeNode node;
+    node.kind = TreeNode::Kind::kAll;
+    node.s = s + static_cast<int>(i);
+    node.t = t;
+    node.hold = holds[i];
+    node.mode = modes[i];
+    node.first = child;
+    tree.nodes.push_back(node);
+    child = static_cast<int>(tree.nodes.size()) - 1;
+  }
+  return child;
+}
+
+}  // namespace ckpt::planning

@@ -1,0 +1,192 @@
+// ckpt-bench: planner speed and plan quality on graph files and on a synthetic 1000-op chain.
+// For each graph it prints the optimal planner's time for one budget (median of --runs runs),
+// the time of a 32-budget sweep, the whole-frontier time, the peak RSS of the process, and a
+// quality table: every strategy's overhead at 80/60/40/25% of the store-all peak and at the
+// optimal strategy's least budget ("—" where the strategy cannot meet it). Markdown output.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "ckpt/error.h"
+#include "ckpt/formats.h"
+#include "ckpt/graph.h"
+#include "ckpt/planner.h"
+#include "ckpt/simulator.h"
+#include "ckpt/training_graph.h"
+
+namespace {
+
+using namespace ckpt;
+
+struct BenchOptions {
+  int runs = 5;
+  bool quality = true;
+  bool synthetic_chain = true;
+  std::vector<std::string> graph_paths;
+};
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values.empty() ? 0 : values[values.size() / 2];
+}
+
+double elapsed_ms(const std::function<void()>& work) {
+  const auto start = std::chrono::steady_clock::now();
+  work();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+long peak_rss_kib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss;  // KiB on Linux
+}
+
+// A chain of `ops` ops with random sizes (1..64 MiB) and times (10..500 us); linear-like ops save
+// their input, activation-like ops their output, as in a real network.
+TrainingGraph synthetic_chain(int ops) {
+  std::mt19937 rng(2026);
+  std::uniform_int_distribution<std::int64_t> mib(1, 64);
+  std::uniform_real_distribution<double> us(10, 500);
+  GraphBuilder b(fmt::format("chain{}", ops));
+  ValueId x = b.add_input("x", mib(rng) << 20);
+  const ValueId w = b.add_param("w", 4 << 20);
+  for (int i = 0; i < ops; ++i) {
+    const bool linear = i % 2 == 0;
+    std::vector<ValueId> inputs = {x};
+    if (linear) inputs.push_back(w);
+    x = b.add_simple_op(fmt::format("op{}", i), linear ? "linear" : "gelu", inputs,
+                        i + 1 == ops ? 4 : mib(rng) << 20, us(rng), us(rng),
+                        linear ? std::vector<ValueId>{x} : std::vector<ValueId>{kNoId});
+  }
+  return derive_training_graph(std::move(b).build());
+}
+
+Plan plan_at(const TrainingGraph& graph, Strategy strategy, std::int64_t budget_bytes) {
+  PlanOptions options;
+  options.strategy = strategy;
+  options.budget_bytes = budget_bytes;
+  return plan(graph, options);
+}
+
+void bench_graph(const std::string& label, const TrainingGraph& graph, const BenchOptions& options) {
+  const std::int64_t store_all = simulate(graph, store_all_schedule(graph)).peak_bytes;
+  const std::int64_t budget = store_all * 40 / 100;
+  std::vector<double> one_budget;
+  Plan last;
+  for (int r = 0; r < options.runs; ++r) {
+    one_budget.push_back(elapsed_ms([&] { last = plan_at(graph, Strategy::kOptimal, budget); }));
+  }
+  std::vector<FrontierPoint> frontier;
+  const double frontier_ms = elapsed_ms([&] {
+    PlanOptions plan_options;
+    frontier = pareto_frontier(graph, plan_options);
+  });
+  const std::int64_t least = frontier.empty() ? store_all : frontier.front().peak_bytes;
+  const double sweep_ms = elapsed_ms([&] {
+    for (int i = 0; i < 32; ++i) {
+      const std::int64_t b = least + (store_all - least) * i / 31;
+      plan_at(graph, Strategy::kOptimal, b);
+    }
+  });
+  fmt::print("| {} | {} | {} | {:.1f} | {:.0f} | {:.0f} | {} | {} | {} |\n", label,
+             graph.num_nodes(), last.blocks.size(), median(one_budget), sweep_ms, frontier_ms,
+             frontier.size(), last.exact ? "exact" : "approx.", peak_rss_kib() / 1024);
+  std::fflush(stdout);
+}
+
+void quality_table(const std::string& label, const TrainingGraph& graph) {
+  const std::int64_t store_all = simulate(graph, store_all_schedule(graph)).peak_bytes;
+  const std::int64_t least = plan_at(graph, Strategy::kOptimal, 0).min_feasible_bytes;
+  struct Column {
+    std::string name;
+    std::int64_t budget;
+  };
+  std::vector<Column> columns;
+  for (int percent : {80, 60, 40, 25}) {
+    columns.push_back({fmt::format("{}%", percent), store_all * percent / 100});
+  }
+  columns.push_back({fmt::format("least ({:.1f}%)", 100.0 * static_cast<double>(least) /
+                                                        static_cast<double>(store_all)),
+                     least});
+  fmt::print("\n{} (store-all peak {} bytes)\n\n| strategy |", label, store_all);
+  for (const Column& c : columns) fmt::print(" {} |", c.name);
+  fmt::print("\n|---|");
+  for (std::size_t i = 0; i < columns.size(); ++i) fmt::print("---|");
+  fmt::print("\n");
+  for (Strategy strategy : all_strategies()) {
+    fmt::print("| {} |", to_string(strategy));
+    for (const Column& c : columns) {
+      const Plan p = plan_at(graph, strategy, c.budget);
+      if (!p.feasible) {
+        fmt::print(" — |");
+      } else {
+        fmt::print(" {:+.1f}% |", 100 * p.overhead());
+      }
+    }
+    fmt::print("\n");
+    std::fflush(stdout);
+  }
+}
+
+int run(const BenchOptions& options) {
+  std::vector<std::pair<std::string, TrainingGraph>> graphs;
+  for (const std::string& path : options.graph_paths) {
+    const std::size_t slash = path.find_last_of('/');
+    graphs.emplace_back(slash == std::string::npos ? path : path.substr(slash + 1),
+                        load_graph(path).training);
+  }
+  if (options.synthetic_chain) graphs.emplace_back("synthetic chain", synthetic_chain(1000));
+  fmt::print(
+      "| graph | nodes | blocks | one budget (ms, median of {}) | 32-budget sweep (ms) | "
+      "frontier (ms) | frontier points | solution | peak RSS so far (MiB) |\n"
+      "|---|---|---|---|---|---|---|---|---|\n",
+      options.runs);
+  for (const auto& [label, graph] : graphs) bench_graph(label, graph, options);
+  if (options.quality) {
+    for (const auto& [label, graph] : graphs) quality_table(label, graph);
+  }
+  return 0;
+}
+
+BenchOptions parse(int argc, char** argv) {
+  BenchOptions options;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--runs" && i + 1 < argc) {
+      options.runs = std::max(1, std::atoi(argv[++i]));
+    } else if (arg == "--no-quality") {
+      options.quality = false;
+    } else if (arg == "--no-chain") {
+      options.synthetic_chain = false;
+    } else if (arg == "--help" || arg == "-h") {
+      fmt::print("usage: ckpt-bench [--runs N] [--no-quality] [--no-chain] GRAPH.json...\n");
+      std::exit(0);
+    } else {
+      options.graph_paths.emplace_back(arg);
+    }
+  }
+  return options;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(parse(argc, argv));
+  } catch (const ckpt::Error& error) {
+    std::fprintf(stderr, "ckpt-bench: %s\n", error.what());
+    return 1;
+  }
+}
