@@ -121,7 +121,8 @@ void choose_pinned(const TrainingGraph& graph, const StorageIntervals& iv, Graph
     for (NodeId p = 0; p + 1 < num_forward; ++p) {
       for (ValueId r : ends[static_cast<std::size_t>(p)]) std::erase(active, r);
       for (ValueId r : starts[static_cast<std::size_t>(p)]) {
-        if (!facts.is_pinned_root(r)) active.insert(std::lower_bound(active.begin(), active.end(), r), r);
+        if (!facts.is_pinned_root(r))
+          active.insert(std::lower_bound(active.begin(), active.end(), r), r);
       }
       if (active.size() != 2) continue;
       const ValueId a = active[0];
@@ -252,7 +253,8 @@ BuildResult build_chain(const TrainingGraph& graph, const GraphFacts& facts,
     auto constrain = [&](ValueId v) {
       if (graph.is_resident(v) || !is_forward_value(facts, v) || chain.is_pinned(v)) return;
       const int made_in =
-          chain.block_of_node[static_cast<std::size_t>(facts.producer[static_cast<std::size_t>(v)])];
+          chain
+              .block_of_node[static_cast<std::size_t>(facts.producer[static_cast<std::size_t>(v)])];
       const int boundary = boundary_of[static_cast<std::size_t>(v)];
       const int a = made_in;
       const int b = boundary != kNoBlock ? made_in + 1 : made_in;
@@ -354,6 +356,50 @@ BlockChain decompose_into_blocks(const TrainingGraph& graph) {
     merge_span(cuts, built.conflict_first, built.conflict_last);
     merged += static_cast<int>(before - cuts.size());
   }
+}
+
+BlockChain coarsen_chain(const TrainingGraph& graph, const BlockChain& chain, int max_blocks) {
+  const int num_blocks = static_cast<int>(chain.blocks.size());
+  if (num_blocks <= max_blocks || max_blocks < 1) return chain;
+  GraphFacts facts = collect_facts(graph);
+  for (ValueId v : chain.pinned_values) {
+    facts.pinned[static_cast<std::size_t>(graph.storage_root(v))] = 1;
+  }
+  // Forward time before each cut, to space the kept cuts evenly in compute.
+  std::vector<double> time_before_cut(static_cast<std::size_t>(num_blocks - 1), 0.0);
+  double total = 0;
+  for (int b = 0; b < num_blocks; ++b) {
+    const Block& block = chain.blocks[static_cast<std::size_t>(b)];
+    for (NodeId n = block.first_forward; n < block.end_forward; ++n) {
+      total += graph.node(n).time_us + 1e-9;  // zero-time blocks still advance
+    }
+    if (b + 1 < num_blocks) time_before_cut[static_cast<std::size_t>(b)] = total;
+  }
+  std::vector<Cut> kept;
+  int next_cut = 0;
+  for (int w = 1; w < max_blocks; ++w) {
+    const double window_end = total * w / max_blocks;
+    int best = -1;
+    std::int64_t best_bytes = std::numeric_limits<std::int64_t>::max();
+    for (int c = next_cut;
+         c < num_blocks - 1 && time_before_cut[static_cast<std::size_t>(c)] <= window_end; ++c) {
+      const ValueId root = chain.blocks[static_cast<std::size_t>(c)].output_root;
+      const std::int64_t bytes = root == kNoId ? 0 : graph.storage_bytes(root);
+      if (bytes <= best_bytes) {
+        best_bytes = bytes;
+        best = c;
+      }
+    }
+    if (best < 0) continue;
+    const Block& block = chain.blocks[static_cast<std::size_t>(best)];
+    kept.push_back({block.end_forward - 1, block.output_root});
+    next_cut = best + 1;
+  }
+  BuildResult built = build_chain(graph, facts, kept);
+  // Removing cuts from a valid chain cannot break the backward rules.
+  assert(built.conflict_first == kNoBlock);
+  built.chain.merged_cuts = chain.merged_cuts + (num_blocks - 1 - static_cast<int>(kept.size()));
+  return std::move(built.chain);
 }
 
 }  // namespace ckpt::planning

@@ -48,11 +48,17 @@ struct BlockChain {
 // Small storages that live across many otherwise valid cuts (the labels the loss reads, an
 // attention mask every layer reads) are pinned first: a storage is pinned when, at two or more
 // positions, it is one of only two crossing and at most 1/8 the size of the other, and it is
-// never overwritten in place. Cuts after forward node p are then taken where (a) exactly one charged storage made by nodes <= p is
-// read by forward nodes > p (or none is), later nodes never overwrite it in place, and it differs
-// from the previous cut's; then cuts are removed until (b) every backward node reads forward
-// values of one block besides that block's input and output boundaries and (c) the backward
-// nodes form contiguous runs in reverse block order. One block is the worst case.
+// never overwritten in place. Cuts after forward node p are then taken where (a) exactly one
+// charged storage made by nodes <= p is read by forward nodes > p (or none is), later nodes never
+// overwrite it in place, and it differs from the previous cut's; then cuts are removed until (b)
+// every backward node reads forward values of one block besides that block's input and output
+// boundaries and (c) the backward nodes form contiguous runs in reverse block order. One block is
+// the worst case.
 BlockChain decompose_into_blocks(const TrainingGraph& graph);
+
+// Merges consecutive blocks so that at most `max_blocks` remain (for chains too long for the DP):
+// within evenly spaced windows of forward time, keeps the cut with the smallest boundary storage.
+// The result is a valid chain.
+BlockChain coarsen_chain(const TrainingGraph& graph, const BlockChain& chain, int max_blocks);
 
 }  // namespace ckpt::planning

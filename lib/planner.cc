@@ -3,6 +3,8 @@
 // tree as a schedule, check it with the simulator, and describe every block for --explain.
 #include "ckpt/planner.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -12,8 +14,6 @@
 #include <limits>
 #include <optional>
 #include <utility>
-
-#include <fmt/format.h>
 
 #include "chain.h"
 #include "ckpt/error.h"
@@ -26,6 +26,7 @@ namespace {
 
 using planning::ChainDp;
 using planning::ChainModel;
+using planning::summarize_blocks;
 using planning::Tree;
 
 constexpr std::array<std::pair<Strategy, std::string_view>, 6> kStrategyNames = {{
@@ -40,24 +41,6 @@ constexpr std::array<std::pair<Strategy, std::string_view>, 6> kStrategyNames = 
 [[noreturn]] void invariant_broken(const std::string& what) {
   std::fprintf(stderr, "ckpt: planner invariant broken: %s\n", what.c_str());
   std::abort();
-}
-
-std::string human_bytes(std::int64_t bytes) {
-  constexpr std::array<std::string_view, 5> kUnits = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double value = static_cast<double>(bytes);
-  std::size_t unit = 0;
-  while (std::abs(value) >= 1024 && unit + 1 < kUnits.size()) {
-    value /= 1024;
-    ++unit;
-  }
-  if (unit == 0) return fmt::format("{} B", bytes);
-  return fmt::format("{:.3g} {}", value, kUnits[unit]);
-}
-
-std::string human_time(double us) {
-  if (us >= 1e6) return fmt::format("{:.3g} s", us / 1e6);
-  if (us >= 1e3) return fmt::format("{:.3g} ms", us / 1e3);
-  return fmt::format("{:.3g} us", us);
 }
 
 void check_options(const PlanOptions& options) {
@@ -87,6 +70,10 @@ struct Setup {
   std::string note;
 };
 
+// Above this many blocks even the two-level DP is too slow: the chain is coarsened to this many
+// first (docs/algorithms.md, "Exact and approximate").
+constexpr int kMaxDpBlocks = 2048;
+
 Setup prepare(const TrainingGraph& graph, const PlanOptions& options, bool all_modes) {
   Setup setup;
   setup.store_all = store_all_schedule(graph);
@@ -99,10 +86,19 @@ Setup prepare(const TrainingGraph& graph, const PlanOptions& options, bool all_m
   }
   planning::BlockChain chain = planning::decompose_into_blocks(graph);
   if (options.progress) {
-    options.progress(fmt::format("planner: {} forward nodes cut into {} blocks ({} cuts merged by "
-                                 "the backward rules, {} pinned values)",
-                                 graph.num_forward_nodes(), chain.blocks.size(), chain.merged_cuts,
-                                 chain.pinned_values.size()));
+    options.progress(
+        fmt::format("planner: {} forward nodes cut into {} blocks ({} cuts merged by "
+                    "the backward rules, {} pinned values)",
+                    graph.num_forward_nodes(), chain.blocks.size(), chain.merged_cuts,
+                    chain.pinned_values.size()));
+  }
+  if (static_cast<int>(chain.blocks.size()) > kMaxDpBlocks) {
+    const int fine = static_cast<int>(chain.blocks.size());
+    chain = planning::coarsen_chain(graph, chain, kMaxDpBlocks);
+    setup.note = fmt::format(
+        "approximate: the chain's {} blocks were merged into {} (cuts kept where the boundary is "
+        "smallest), the most the planners take.",
+        fine, chain.blocks.size());
   }
   planning::ModelOptions model_options;
   model_options.max_exhaustive_groups = options.max_exhaustive_block_values;
@@ -110,93 +106,6 @@ Setup prepare(const TrainingGraph& graph, const PlanOptions& options, bool all_m
   model_options.progress = options.progress;
   setup.model = planning::build_chain_model(graph, std::move(chain), model_options);
   return setup;
-}
-
-// One line on why a block is treated as it is.
-std::string explain_block(const TrainingGraph& graph, const planning::BlockModel& block, int mode,
-                          bool checkpointed, int reruns) {
-  std::vector<std::string> parts;
-  if (checkpointed && !block.output.empty()) {
-    parts.push_back(fmt::format("checkpoint: its output {} ({}) is held while later blocks run",
-                                graph.value(block.output.front()).name,
-                                human_bytes(block.output_bytes)));
-  }
-  if (mode >= 0) {
-    const planning::Mode& chosen = block.modes[static_cast<std::size_t>(mode)];
-    double backward_time = 0;
-    for (NodeId n = block.first_backward; n < block.end_backward; ++n) {
-      backward_time += graph.node(n).time_us;
-    }
-    const double recompute_time = chosen.backward[0].time_us - backward_time;
-    std::int64_t dropped_bytes = 0;
-    for (std::size_t g = 0; g < block.groups.size(); ++g) {
-      const planning::Group& group = block.groups[g];
-      const bool kept = std::find(chosen.kept.begin(), chosen.kept.end(), static_cast<int>(g)) !=
-                        chosen.kept.end();
-      if (!kept && group.read_by_backward) dropped_bytes += group.bytes;
-    }
-    if (chosen.recomputed_nodes > 0) {
-      parts.push_back(fmt::format("recomputed: {} to rebuild {} for its backward",
-                                  human_time(recompute_time), human_bytes(dropped_bytes)));
-    }
-    if (chosen.kept_bytes > 0) {
-      // What keeping costs nothing in time saves: the least mode's extra recomputation.
-      double cheapest_alternative = recompute_time;
-      if (block.min_mode >= 0) {
-        cheapest_alternative =
-            block.modes[static_cast<std::size_t>(block.min_mode)].backward[0].time_us -
-            backward_time;
-      }
-      parts.push_back(fmt::format(
-          "kept: its backward needs {} and recomputing it would cost {}",
-          human_bytes(chosen.kept_bytes),
-          human_time(std::max(0.0, cheapest_alternative - std::max(0.0, recompute_time)))));
-    }
-    if (chosen.recomputed_nodes == 0 && chosen.kept_bytes <= 0) {
-      parts.push_back("nothing inside it is read by its backward");
-    }
-  }
-  if (reruns > (mode >= 0 && block.modes[static_cast<std::size_t>(mode)].recomputed_nodes > 0)) {
-    parts.push_back(fmt::format("its forward reruns to rebuild later checkpoints"));
-  }
-  std::string line;
-  for (const std::string& part : parts) {
-    if (!line.empty()) line += "; ";
-    line += part;
-  }
-  return line;
-}
-
-std::vector<BlockSummary> summarize_blocks(const TrainingGraph& graph, const ChainModel& model,
-                                           const Tree* tree) {
-  std::vector<BlockSummary> summaries;
-  planning::TreeUsage usage;
-  if (tree != nullptr) usage = planning::tree_usage(model, *tree);
-  for (int b = 0; b < model.num_blocks(); ++b) {
-    const planning::BlockModel& block = model.blocks[static_cast<std::size_t>(b)];
-    BlockSummary summary;
-    for (NodeId n = block.first_forward; n < block.end_forward; ++n) {
-      summary.forward_nodes.push_back(n);
-    }
-    if (!block.output.empty()) summary.output = block.output.front();
-    int mode = block.store_all_mode;
-    if (tree != nullptr) {
-      mode = usage.mode[static_cast<std::size_t>(b)];
-      summary.checkpointed = usage.checkpointed[static_cast<std::size_t>(b)] != 0;
-      summary.recomputations = usage.reruns[static_cast<std::size_t>(b)];
-    }
-    if (mode >= 0) {
-      for (int g : block.modes[static_cast<std::size_t>(mode)].kept) {
-        const planning::Group& group = block.groups[static_cast<std::size_t>(g)];
-        summary.kept.insert(summary.kept.end(), group.values.begin(), group.values.end());
-      }
-      std::sort(summary.kept.begin(), summary.kept.end());
-    }
-    summary.explanation =
-        explain_block(graph, block, mode, summary.checkpointed, summary.recomputations);
-    summaries.push_back(std::move(summary));
-  }
-  return summaries;
 }
 
 // Emits a tree, checks it against the simulator and fills the plan.
@@ -283,9 +192,11 @@ std::vector<Tree> baseline_trees(const ChainModel& model) {
   trees.push_back(planning::memory_minimal_tree(model));
   trees.push_back(planning::segment_tree(model, planning::chen_sqrt_segments(model)));
   trees.push_back(planning::segment_tree(
-      model, planning::uniform_segments(n, std::max(1, static_cast<int>(std::lround(std::sqrt(n)))))));
+      model,
+      planning::uniform_segments(n, std::max(1, static_cast<int>(std::lround(std::sqrt(n)))))));
   for (std::int64_t threshold : planning::chen_thresholds(model)) {
-    trees.push_back(planning::segment_tree(model, planning::chen_greedy_segments(model, threshold)));
+    trees.push_back(
+        planning::segment_tree(model, planning::chen_greedy_segments(model, threshold)));
   }
   return trees;
 }
@@ -306,10 +217,12 @@ struct OptimalSolve {
   planning::DpOptions dp_options;
   std::vector<Tree> baselines;
   std::int64_t least_bytes = 0;  // over the DP, the baselines and store-all
+  // Greedy mode search only: the DP over the relaxed model, a lower bound of the exhaustive one.
+  std::optional<ChainModel> relaxed_model;
+  std::optional<ChainDp> relaxed_dp;
 };
 
-OptimalSolve solve_optimal(const Setup& setup, const PlanOptions& options,
-                           std::int64_t cap_bytes) {
+OptimalSolve solve_optimal(const Setup& setup, const PlanOptions& options, std::int64_t cap_bytes) {
   OptimalSolve solve;
   solve.dp_options.progress = options.progress;
   solve.dp_options.cap_bytes = cap_bytes;
@@ -323,11 +236,35 @@ OptimalSolve solve_optimal(const Setup& setup, const PlanOptions& options,
   return solve;
 }
 
+// The bound on what an exhaustive mode search could save at this budget: the DP over the relaxed
+// model (docs/algorithms.md, "Exact and approximate") never costs more than the exhaustive one.
+std::string gap_note(const Setup& setup, OptimalSolve& solve, std::int64_t budget_bytes,
+                     const Plan& result) {
+  if (!solve.relaxed_dp) {
+    solve.relaxed_model.emplace(planning::relaxed_model(setup.model));
+    planning::DpOptions options = solve.dp_options;
+    options.progress = nullptr;
+    options.cap_bytes = std::max(options.cap_bytes, budget_bytes);
+    solve.relaxed_dp.emplace(*solve.relaxed_model, options);
+  }
+  const std::vector<planning::DpPoint>& frontier = solve.relaxed_dp->frontier();
+  auto it =
+      std::upper_bound(frontier.begin(), frontier.end(), budget_bytes,
+                       [](std::int64_t b, const planning::DpPoint& p) { return b < p.peak_bytes; });
+  if (it == frontier.begin()) return {};
+  const double gap = std::max(0.0, result.compute_time_us - (it - 1)->time_us);
+  return fmt::format(
+      "At this budget an exhaustive search of those blocks' modes could save at most {:.4g} us "
+      "({:.3g}% of this plan's compute time).",
+      gap, result.compute_time_us > 0 ? 100 * gap / result.compute_time_us : 0.0);
+}
+
 void plan_optimal_from(const TrainingGraph& graph, const PlanOptions& options, const Setup& setup,
                        OptimalSolve& solve, Plan& result) {
   const ChainModel& model = setup.model;
   const std::int64_t store_all_peak = setup.store_all_result.peak_bytes;
-  result.exact = !solve.dp->two_level() && !model.approximate();
+  result.exact = !solve.dp->two_level() && !model.approximate() && setup.note.empty();
+  append_note(result.note, setup.note);
   if (solve.dp->two_level()) append_note(result.note, two_level_note(model, *solve.dp));
   append_note(result.note, approximation_note(model, options.max_exhaustive_block_values));
   result.min_feasible_bytes = solve.least_bytes;
@@ -359,14 +296,16 @@ void plan_optimal_from(const TrainingGraph& graph, const PlanOptions& options, c
     return;
   }
   finish_with_tree(graph, model, *tree, result);
+  if (result.peak_bytes <= options.budget_bytes && model.approximate() && !solve.dp->two_level()) {
+    append_note(result.note, gap_note(setup, solve, options.budget_bytes, result));
+  }
 }
 
 void plan_optimal(const TrainingGraph& graph, const PlanOptions& options, const Setup& setup,
                   Plan& result) {
   // At or above the store-all peak the DP only has to find the least budget (cap -2: no points).
-  const std::int64_t cap = options.budget_bytes >= setup.store_all_result.peak_bytes
-                               ? -2
-                               : options.budget_bytes;
+  const std::int64_t cap =
+      options.budget_bytes >= setup.store_all_result.peak_bytes ? -2 : options.budget_bytes;
   OptimalSolve solve = solve_optimal(setup, options, cap);
   plan_optimal_from(graph, options, setup, solve, result);
 }
@@ -377,13 +316,15 @@ void plan_baseline(const TrainingGraph& graph, const PlanOptions& options, const
   const int n = model.num_blocks();
   std::vector<Tree> trees;
   switch (options.strategy) {
-    case Strategy::kMemoryMinimal: trees.push_back(planning::memory_minimal_tree(model)); break;
+    case Strategy::kMemoryMinimal:
+      trees.push_back(planning::memory_minimal_tree(model));
+      break;
     case Strategy::kChenSqrt:
       trees.push_back(planning::segment_tree(model, planning::chen_sqrt_segments(model)));
       break;
     case Strategy::kUniform: {
-      const int segments =
-          options.segments > 0 ? options.segments
+      const int segments = options.segments > 0
+                               ? options.segments
                                : std::max(1, static_cast<int>(std::lround(std::sqrt(n))));
       trees.push_back(planning::segment_tree(model, planning::uniform_segments(n, segments)));
       break;
@@ -394,11 +335,14 @@ void plan_baseline(const TrainingGraph& graph, const PlanOptions& options, const
             planning::segment_tree(model, planning::chen_greedy_segments(model, threshold)));
       }
       break;
-    default: break;
+    default:
+      break;
   }
   const Tree* tree = pick_tree(model, trees, options.budget_bytes);
   if (tree == nullptr) invariant_broken("a baseline produced no valid schedule");
   finish_with_tree(graph, model, *tree, result);
+  append_note(result.note, setup.note);
+  result.exact = setup.note.empty();
   if (options.strategy == Strategy::kChenGreedy) {
     // The least budget greedy can meet is the least peak over its thresholds.
     std::int64_t least = std::numeric_limits<std::int64_t>::max();
@@ -456,12 +400,16 @@ Plan plan(const TrainingGraph& graph, const PlanOptions& options) {
   Plan result = empty_plan(graph, options);
   const Setup setup = prepare(graph, options, /*all_modes=*/options.strategy == Strategy::kOptimal);
   switch (options.strategy) {
-    case Strategy::kOptimal: plan_optimal(graph, options, setup, result); break;
+    case Strategy::kOptimal:
+      plan_optimal(graph, options, setup, result);
+      break;
     case Strategy::kStoreAll:
       finish_store_all(graph, setup, result);
       result.min_feasible_bytes = result.peak_bytes;
       break;
-    default: plan_baseline(graph, options, setup, result); break;
+    default:
+      plan_baseline(graph, options, setup, result);
+      break;
   }
   result.feasible = result.peak_bytes <= result.budget_bytes;
   result.plan_ms = elapsed_ms(start);
@@ -493,12 +441,16 @@ std::vector<Plan> plan_sweep(const TrainingGraph& graph, const PlanOptions& opti
     one.budget_bytes = budget;
     Plan result = empty_plan(graph, one);
     switch (options.strategy) {
-      case Strategy::kOptimal: plan_optimal_from(graph, one, setup, *solve, result); break;
+      case Strategy::kOptimal:
+        plan_optimal_from(graph, one, setup, *solve, result);
+        break;
       case Strategy::kStoreAll:
         finish_store_all(graph, setup, result);
         result.min_feasible_bytes = result.peak_bytes;
         break;
-      default: plan_baseline(graph, one, setup, result); break;
+      default:
+        plan_baseline(graph, one, setup, result);
+        break;
     }
     result.feasible = result.peak_bytes <= result.budget_bytes;
     result.plan_ms = elapsed_ms(start);

@@ -37,23 +37,33 @@ int store_all_mode(const BlockModel& block) {
   return block.min_mode;
 }
 
+// Above this many blocks, memory-minimal's quadratic recomputation would emit too many steps: its
+// sweeps then stop at every sqrt(n)-th block first (one more boundary held, O(n^1.5) steps).
+constexpr int kMaxQuadraticBlocks = 1024;
+
 class MinimalBuilder {
  public:
-  MinimalBuilder(const ChainModel& model, Tree& tree) : model_(model), tree_(tree) {}
+  MinimalBuilder(const ChainModel& model, Tree& tree) : model_(model), tree_(tree) {
+    const int n = model.num_blocks();
+    if (n > kMaxQuadraticBlocks) stride_ = static_cast<int>(std::lround(std::sqrt(n)));
+  }
 
   int build(int s, int t, bool hold) {
     const auto key = std::make_tuple(s, t, hold);
     if (auto it = memo_.find(key); it != memo_.end()) return it->second;
     int result = -1;
-    if (s < t && sweep_terms(model_, s, t, t).valid) {
-      const int later = build(t, t, false);
-      const int earlier = later >= 0 ? build(s, t - 1, hold) : -1;
+    // Sweep to the last block (or to the start of t's stretch of `stride_` blocks).
+    int split = t;
+    if (stride_ > 0 && t / stride_ * stride_ > s) split = t / stride_ * stride_;
+    if (s < t && sweep_terms(model_, s, split, t).valid) {
+      const int later = build(split, t, false);
+      const int earlier = later >= 0 ? build(s, split - 1, hold) : -1;
       if (earlier >= 0) {
         result = add_node(tree_, {.kind = TreeNode::Kind::kCheckpoint,
                                   .s = s,
                                   .t = t,
                                   .hold = hold,
-                                  .split = t,
+                                  .split = split,
                                   .first = later,
                                   .second = earlier});
       }
@@ -81,6 +91,7 @@ class MinimalBuilder {
  private:
   const ChainModel& model_;
   Tree& tree_;
+  int stride_ = 0;  // 0: plain quadratic memory-minimal
   std::map<std::tuple<int, int, bool>, int> memo_;
 };
 
@@ -134,12 +145,9 @@ class SegmentBuilder {
                           : spine(k + 1, terms.sub_hold);
       if (child < 0) return -1;
     }
-    return add_node(tree_, {.kind = TreeNode::Kind::kAll,
-                            .s = s,
-                            .t = t,
-                            .hold = hold,
-                            .mode = mode,
-                            .first = child});
+    return add_node(
+        tree_,
+        {.kind = TreeNode::Kind::kAll, .s = s, .t = t, .hold = hold, .mode = mode, .first = child});
   }
 
   const ChainModel& model_;
@@ -235,8 +243,8 @@ std::vector<std::int64_t> chen_thresholds(const ChainModel& model) {
   // where the threshold crosses a run of blocks' bytes, and a few dozen steps cover the range.
   constexpr int kSteps = 96;
   const double low = static_cast<double>(std::max<std::int64_t>(smallest, 1));
-  const double ratio = std::pow(static_cast<double>(std::max<std::int64_t>(total, 1)) / low,
-                                1.0 / kSteps);
+  const double ratio =
+      std::pow(static_cast<double>(std::max<std::int64_t>(total, 1)) / low, 1.0 / kSteps);
   double value = low;
   for (int i = 0; i <= kSteps; ++i, value *= ratio) {
     thresholds.push_back(static_cast<std::int64_t>(value));

@@ -4,14 +4,14 @@
 // maxima with constants and adding two frontiers, and the frontier of C(0, n-1) is the strategy's
 // whole trade-off. Each point records the option that made it, so a plan for any budget is
 // rebuilt top-down by looking each sub-call up at its exact remaining bytes.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cassert>
 #include <chrono>
 #include <cmath>
 #include <limits>
 #include <map>
-
-#include <fmt/format.h>
 
 #include "planner_internal.h"
 
@@ -23,9 +23,7 @@ constexpr std::int64_t kInfeasible = std::numeric_limits<std::int64_t>::max();
 
 // Ties in time closer than this (relative) are one time: sums taken in different orders differ
 // in the last bits, and such twins would only clutter a frontier.
-bool strictly_less_time(double a, double b) {
-  return a < b - 1e-12 * std::max(1.0, std::abs(b));
-}
+bool strictly_less_time(double a, double b) { return a < b - 1e-12 * std::max(1.0, std::abs(b)); }
 
 // The last point with peak <= budget (a point without any compute step always qualifies).
 const DpPoint* lookup(const std::vector<DpPoint>& frontier, std::int64_t budget) {
@@ -114,18 +112,30 @@ void merge_into(std::vector<DpPoint>& frontier, const std::vector<DpPoint>& poin
 
 ChainDp::ChainDp(const ChainModel& model, const DpOptions& options)
     : model_(model), options_(options), n_(model.num_blocks()) {
-  const auto size = static_cast<std::size_t>(2 * n_ * n_);
   prune_modes_per_context();
   partition_into_macros();
-  slot_.assign(size, -1);
+  if (macro_of_.empty()) {
+    states_ = static_cast<std::size_t>(n_) * static_cast<std::size_t>(n_);
+  } else {
+    std::size_t inner = 0;
+    for (int s = 0; s < n_; ++s) {
+      inner_offset_.push_back(inner);
+      inner += static_cast<std::size_t>(
+          macro_end_[static_cast<std::size_t>(macro_of_[static_cast<std::size_t>(s)])] - s + 1);
+    }
+    const auto macros = macro_start_.size();
+    inner_states_ = inner;
+    states_ = inner + static_cast<std::size_t>(n_) + macros * macros;
+  }
+  slot_.assign(2 * states_, -1);
   number_block_sequences();
   const auto start = std::chrono::steady_clock::now();
   int reported_tenth = 0;
   for (int span = 0; span < n_; ++span) {
     for (int s = 0; s + span < n_; ++s) {
       if (!computed(s, s + span)) continue;
-      solve(s, s + span, true);
       solve(s, s + span, false);
+      solve(s, s + span, true);
     }
     const int tenth = (span + 1) * 10 / n_;
     if (options_.progress && n_ >= 64 && tenth > reported_tenth) {
@@ -193,6 +203,18 @@ void ChainDp::partition_into_macros() {
   }
 }
 
+std::size_t ChainDp::state(int s, int t) const {
+  const auto us = static_cast<std::size_t>(s);
+  if (macro_of_.empty()) return us * static_cast<std::size_t>(n_) + static_cast<std::size_t>(t);
+  const int ms = macro_of_[us];
+  const int mt = macro_of_[static_cast<std::size_t>(t)];
+  if (ms == mt) return inner_offset_[us] + static_cast<std::size_t>(t - s);
+  if (t + 1 == n_) return inner_states_ + us;  // the first forward pass
+  assert(outer(s, t));
+  return inner_states_ + static_cast<std::size_t>(n_) +
+         static_cast<std::size_t>(ms) * macro_start_.size() + static_cast<std::size_t>(mt);
+}
+
 bool ChainDp::outer(int s, int t) const {
   if (macro_of_.empty()) return false;
   const int ms = macro_of_[static_cast<std::size_t>(s)];
@@ -214,7 +236,7 @@ void ChainDp::number_block_sequences() {
   // the models of blocks s..t and on whether t is the last block. A trie over the blocks'
   // classes numbers each distinct sequence once. (Outer sub-problems of the two-level DP are
   // few and are not shared.)
-  sequence_.assign(static_cast<std::size_t>(n_ * n_), -1);
+  sequence_.assign(states_, -1);
   std::map<std::pair<int, int>, int> trie;
   for (int s = 0; s < n_; ++s) {
     int id = 0;
@@ -227,7 +249,7 @@ void ChainDp::number_block_sequences() {
       const auto [it, inserted] =
           trie.emplace(std::make_pair(id, block_class), static_cast<int>(trie.size()) + 1);
       id = it->second;
-      sequence_[static_cast<std::size_t>(s * n_ + t)] = id;
+      sequence_[state(s, t)] = id;
     }
   }
 }
@@ -259,7 +281,12 @@ AllTerms ChainDp::through_terms(int macro, int t, bool hold, int combo) const {
 }
 
 void ChainDp::solve(int s, int t, bool hold) {
-  const int sequence = sequence_[static_cast<std::size_t>(s * n_ + t)];
+  if (hold && hold_insensitive_[static_cast<std::size_t>(s)]) {
+    // Keeping x_{s-1} costs nothing extra in any piece of block s: the same frontier.
+    slot_[index(true, s, t)] = slot_[index(false, s, t)];
+    return;
+  }
+  const int sequence = sequence_[state(s, t)];
   const std::int64_t key =
       sequence >= 0
           ? (static_cast<std::int64_t>(sequence) * 2 + (t + 1 == n_ ? 1 : 0)) * 2 + (hold ? 1 : 0)
@@ -460,6 +487,28 @@ const std::vector<int>& ChainDp::context_modes(int s, int t, bool hold) const {
 }
 
 void ChainDp::prune_modes_per_context() {
+  // A block whose every mode has the same figures whether or not the caller keeps x_{s-1} (its
+  // backward reads x_{s-1} last, in its last step) has C(s, t, hold) = C(s, t, !hold) for every
+  // t: the kAll options are equal, and so by induction are the kCheckpoint options.
+  hold_insensitive_.assign(static_cast<std::size_t>(n_), 1);
+  for (int s = 0; s < n_; ++s) {
+    const BlockModel& block = model_.blocks[static_cast<std::size_t>(s)];
+    for (const Mode& mode : block.modes) {
+      for (int context = 0; context < 4; ++context) {
+        const bool first = (context & 2) != 0;
+        const bool has_sub = (context & 1) != 0;
+        const AllTerms kept = mode_terms(block, mode, first, /*hold=*/true, has_sub);
+        const AllTerms freed = mode_terms(block, mode, first, /*hold=*/false, has_sub);
+        const bool same = kept.valid == freed.valid &&
+                          (!kept.valid || (kept.before_peak == freed.before_peak &&
+                                           kept.after_peak == freed.after_peak &&
+                                           kept.held_bytes == freed.held_bytes &&
+                                           kept.sub_hold == freed.sub_hold &&
+                                           kept.time_us == freed.time_us));
+        if (!same) hold_insensitive_[static_cast<std::size_t>(s)] = 0;
+      }
+    }
+  }
   // A mode another one beats in this context on every figure the DP combines adds no point.
   context_modes_.resize(static_cast<std::size_t>(n_) * 8);
   for (int s = 0; s < n_; ++s) {
@@ -477,8 +526,8 @@ void ChainDp::prune_modes_per_context() {
                a.time_us <= b.time_us &&
                (!has_sub || (a.held_bytes <= b.held_bytes && (!a.sub_hold || b.sub_hold)));
       };
-      std::vector<int>& kept = context_modes_[static_cast<std::size_t>(s) * 8 +
-                                              static_cast<std::size_t>(context)];
+      std::vector<int>& kept =
+          context_modes_[static_cast<std::size_t>(s) * 8 + static_cast<std::size_t>(context)];
       for (std::size_t m = 0; m < terms.size(); ++m) {
         if (!terms[m].valid) continue;
         bool beaten = false;

@@ -9,12 +9,13 @@
 #include <functional>
 #include <limits>
 #include <memory>
-#include <unordered_map>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "chain.h"
+#include "ckpt/planner.h"
 #include "ckpt/schedule.h"
 #include "ckpt/training_graph.h"
 
@@ -54,14 +55,14 @@ enum class BackwardVariant : std::uint8_t {
 
 // A keep mode K of one block with its measured primitives.
 struct Mode {
-  std::vector<int> kept;         // group indices, ascending
-  std::int64_t kept_bytes = 0;   // bytes K holds between the forward and the backward piece
-  bool reads_input = false;      // the backward piece (recomputation included) reads x_{i-1}
-  bool reads_output = false;     // ... reads x_i
-  int recomputed_nodes = 0;      // forward nodes its backward piece recomputes
-  Piece forward_first[2];        // [consume input]: first computation of the block, keeping K
-  Piece forward_rerun[2][2];     // [consume input][output needed]
-  Piece backward[3];             // by BackwardVariant
+  std::vector<int> kept;        // group indices, ascending
+  std::int64_t kept_bytes = 0;  // bytes K holds between the forward and the backward piece
+  bool reads_input = false;     // the backward piece (recomputation included) reads x_{i-1}
+  bool reads_output = false;    // ... reads x_i
+  int recomputed_nodes = 0;     // forward nodes its backward piece recomputes
+  Piece forward_first[2];       // [consume input]: first computation of the block, keeping K
+  Piece forward_rerun[2][2];    // [consume input][output needed]
+  Piece backward[3];            // by BackwardVariant
 };
 
 struct BlockModel {
@@ -79,8 +80,8 @@ struct BlockModel {
   Piece no_save_first[2];
   Piece no_save_rerun[2];
   std::vector<Mode> modes;
-  int store_all_mode = -1;  // keeps everything its backward reads (no recomputation)
-  int min_mode = -1;        // keeps the least
+  int store_all_mode = -1;   // keeps everything its backward reads (no recomputation)
+  int min_mode = -1;         // keeps the least
   int candidate_groups = 0;  // groups the search chose among
   int same_as = -1;          // the first block measured exactly alike (itself if none before)
   bool approximate = false;  // modes were searched greedily, not exhaustively
@@ -118,6 +119,12 @@ struct PieceSpec {
   bool output_needed = true;
   BackwardVariant variant = BackwardVariant::kInputKept;
 };
+// A copy of the model in which every block whose modes were searched greedily also has a
+// fictitious mode at least as good as any of its real modes in every context (lower bounds of
+// its pieces' peaks and times, measured on MemoryTracker). The DP over it bounds from below what
+// the exhaustive search would find. Never emitted: the fictitious mode has no steps.
+ChainModel relaxed_model(const ChainModel& model);
+
 // Writes the steps of pieces, exactly those their figures were measured on.
 class PieceWriter {
  public:
@@ -145,10 +152,10 @@ struct TreeNode {
   Kind kind = Kind::kAll;
   int s = 0, t = 0;
   bool hold = false;
-  int mode = -1;   // kAll
-  int split = -1;  // kCheckpoint
-  int first = -1;  // kAll: C(s+1, t) or -1 when s == t; kCheckpoint: C(split, t)
-  int second = -1; // kCheckpoint: C(s, split-1)
+  int mode = -1;    // kAll
+  int split = -1;   // kCheckpoint
+  int first = -1;   // kAll: C(s+1, t) or -1 when s == t; kCheckpoint: C(split, t)
+  int second = -1;  // kCheckpoint: C(s, split-1)
 };
 
 struct Tree {
@@ -200,6 +207,14 @@ struct TreeUsage {
   std::vector<char> checkpointed;
 };
 TreeUsage tree_usage(const ChainModel& model, const Tree& tree);
+
+// ---- Block summaries (planner_explain.cc). ----
+
+// What each block of a plan keeps, whether its output is a checkpoint, how often its forward runs
+// again, and one line on why. `tree` null: the store-all schedule (every block keeps what its
+// backward reads).
+std::vector<BlockSummary> summarize_blocks(const TrainingGraph& graph, const ChainModel& model,
+                                           const Tree* tree);
 
 // ---- Baselines (planner_baselines.cc), each a tree of the same class. ----
 
@@ -256,11 +271,12 @@ class ChainDp {
   int macros() const { return static_cast<int>(macro_start_.size()); }
 
  private:
+  // The slot of a sub-problem the DP computes. Single-level: every (s, t). Two-level: only those
+  // inside a macro, on the first forward pass and between macro boundaries, numbered compactly
+  // (O(n^1.5) of them instead of n^2).
+  std::size_t state(int s, int t) const;
   std::size_t index(bool hold, int s, int t) const {
-    return (static_cast<std::size_t>(hold) * static_cast<std::size_t>(n_) +
-            static_cast<std::size_t>(s)) *
-               static_cast<std::size_t>(n_) +
-           static_cast<std::size_t>(t);
+    return static_cast<std::size_t>(hold) * states_ + state(s, t);
   }
   const std::vector<DpPoint>& at(bool hold, int s, int t) const {
     return frontier_at(index(hold, s, t));
@@ -298,7 +314,10 @@ class ChainDp {
   std::vector<std::vector<DpPoint>> pool_;
   std::vector<std::int64_t> pool_min_peak_;
   std::vector<int> slot_;
-  std::vector<int> sequence_;  // per (s, t): id of the sequence of block classes s..t
+  std::vector<int> sequence_;  // per state: id of the sequence of block classes s..t, or -1
+  std::size_t states_ = 0;     // sub-problems per value of hold
+  std::vector<std::size_t> inner_offset_;  // two-level: first state of each s inside its macro
+  std::size_t inner_states_ = 0;
   std::unordered_map<std::int64_t, int> shared_;
   // Two-level DP only: macro of each block, each macro's first and last block, and per macro the
   // mode assignments for storing through it.
@@ -311,6 +330,7 @@ class ChainDp {
   std::vector<std::pair<int, AllTerms>> all_terms_;
   // Per block and context (first run, hold, has a sub-call): the modes worth trying.
   std::vector<std::vector<int>> context_modes_;
+  std::vector<char> hold_insensitive_;  // per block: C(s, t, true) is C(s, t, false)
   std::size_t stored_points_ = 0;
 };
 

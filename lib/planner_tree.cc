@@ -1,9 +1,9 @@
 // Choice trees: the figures of their two options, their evaluation (peak and time from the
 // measured pieces, by the same formulas the DP uses) and their emission as a schedule.
-#include "planner_internal.h"
-
 #include <algorithm>
 #include <cassert>
+
+#include "planner_internal.h"
 
 namespace ckpt::planning {
 

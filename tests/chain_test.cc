@@ -64,8 +64,14 @@ TEST(ChainTest, NoCutBeforeAnInPlaceOverwriteOfTheBoundary) {
   const ValueId w = b.add_param("w", 10);
   const ValueId h = b.add_simple_op("a", "linear", {x, w}, 100, 1, 1, {x});
   const ValueId r = b.add_value(Value{.name = "r", .bytes = 0, .alias_of = h});
-  b.add_op(Op{.name = "relu_", .kind = "relu_", .inputs = {h}, .outputs = {r}, .fwd_time_us = 1,
-              .bwd_time_us = 1, .saved = {r}, .in_place = true});
+  b.add_op(Op{.name = "relu_",
+              .kind = "relu_",
+              .inputs = {h},
+              .outputs = {r},
+              .fwd_time_us = 1,
+              .bwd_time_us = 1,
+              .saved = {r},
+              .in_place = true});
   b.add_simple_op("loss", "loss", {r}, 4, 1, 1, {r});
   const TrainingGraph g = derive_training_graph(std::move(b).build());
   const BlockChain chain = decompose_into_blocks(g);

@@ -77,8 +77,8 @@ class TreeEnumerator {
       for (const Tree& a : later) {
         for (const Tree& b : earlier) {
           Tree tree;
-          TreeNode node{.kind = TreeNode::Kind::kCheckpoint, .s = s, .t = t, .hold = hold,
-                        .split = split};
+          TreeNode node{
+              .kind = TreeNode::Kind::kCheckpoint, .s = s, .t = t, .hold = hold, .split = split};
           node.first = append_tree(tree, a);
           node.second = append_tree(tree, b);
           tree.nodes.push_back(node);
@@ -105,8 +105,8 @@ struct ClassPoint {
 std::vector<ClassPoint> class_points(const TrainingGraph& g, bool* too_many) {
   planning::ModelOptions options;
   options.prune_dominated = false;
-  const ChainModel model = planning::build_chain_model(g, planning::decompose_into_blocks(g),
-                                                       options);
+  const ChainModel model =
+      planning::build_chain_model(g, planning::decompose_into_blocks(g), options);
   std::vector<Tree> trees;
   TreeEnumerator enumerator(model, 4000);
   *too_many = !enumerator.enumerate(0, model.num_blocks() - 1, false, trees);
@@ -183,6 +183,39 @@ TEST(PlannerBruteForceTest, DpMatchesEveryTreeOfTheClass) {
   }
   EXPECT_GE(graphs, 100);
   std::printf("[ brute force ] %d graphs, %d budgets\n", graphs, budgets);
+}
+
+TEST(PlannerBruteForceTest, RelaxedModesBoundTheExhaustiveSearch) {
+  // The greedy mode search's gap bound is sound: the DP over the relaxed model (a fictitious
+  // mode no worse than any real one) never costs more than the exhaustive plan.
+  std::mt19937 rng(21);
+  int checked = 0;
+  for (int i = 0; i < 80; ++i) {
+    testing::RandomGraphOptions options;
+    options.num_ops = 6 + i % 8;
+    options.chain = false;
+    const TrainingGraph g = testing::random_training_graph(rng, options);
+    planning::ModelOptions greedy;
+    greedy.max_exhaustive_groups = 0;
+    const ChainModel model =
+        planning::build_chain_model(g, planning::decompose_into_blocks(g), greedy);
+    if (!model.approximate()) continue;
+    const ChainModel relaxed = planning::relaxed_model(model);
+    const planning::ChainDp bound(relaxed, planning::DpOptions{});
+    const std::int64_t store_all = simulate(g, store_all_schedule(g)).peak_bytes;
+    for (std::int64_t budget : {store_all / 2, store_all * 3 / 4, store_all - 1}) {
+      const Plan exact = optimal_plan(g, budget);
+      if (!exact.feasible) continue;
+      const auto& frontier = bound.frontier();
+      auto it = std::upper_bound(
+          frontier.begin(), frontier.end(), budget,
+          [](std::int64_t b, const planning::DpPoint& p) { return b < p.peak_bytes; });
+      ASSERT_NE(it, frontier.begin()) << "graph " << i << ": the bound finds nothing that fits";
+      EXPECT_LE((it - 1)->time_us, exact.compute_time_us + 1e-6) << "graph " << i;
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 50);
 }
 
 // ---- Every schedule, for tiny graphs. ----

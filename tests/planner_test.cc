@@ -37,7 +37,9 @@ SimulationResult check_plan(const TrainingGraph& g, const Plan& p) {
   EXPECT_EQ(p.feasible, p.peak_bytes <= p.budget_bytes) << to_string(p.strategy);
   EXPECT_LE(p.min_feasible_bytes, p.peak_bytes) << to_string(p.strategy);
   // Not meeting the budget returns the strategy's least-memory schedule.
-  if (!p.feasible) EXPECT_EQ(p.peak_bytes, p.min_feasible_bytes) << to_string(p.strategy);
+  if (!p.feasible) {
+    EXPECT_EQ(p.peak_bytes, p.min_feasible_bytes) << to_string(p.strategy);
+  }
   return r;
 }
 
@@ -198,9 +200,9 @@ void check_graph(const TrainingGraph& g) {
       EXPECT_LE(optimal.overhead(), previous_overhead + 1e-12);
       previous_overhead = optimal.overhead();
       // The plan costs what the frontier says at this budget.
-      const auto it = std::upper_bound(
-          frontier.begin(), frontier.end(), budget,
-          [](std::int64_t b, const FrontierPoint& p) { return b < p.peak_bytes; });
+      const auto it =
+          std::upper_bound(frontier.begin(), frontier.end(), budget,
+                           [](std::int64_t b, const FrontierPoint& p) { return b < p.peak_bytes; });
       ASSERT_NE(it, frontier.begin());
       EXPECT_NEAR(optimal.compute_time_us, (it - 1)->compute_time_us, 1e-6);
     }
@@ -230,6 +232,33 @@ TEST(PlannerTest, RandomGraphsEveryStrategyEveryBudget) {
   }
 }
 
+TEST(PlannerTest, SweepReturnsWhatPlanReturnsAtEachBudget) {
+  std::mt19937 rng(77);
+  for (int i = 0; i < 60; ++i) {
+    testing::RandomGraphOptions options;
+    options.num_ops = 3 + i % 13;
+    options.chain = i % 2 == 0;
+    const TrainingGraph g = testing::random_training_graph(rng, options);
+    const std::int64_t store_all = simulate(g, store_all_schedule(g)).peak_bytes;
+    const std::vector<std::int64_t> budgets = {
+        0, store_all / 3, store_all / 2, store_all * 3 / 4, store_all, store_all * 2};
+    for (Strategy strategy : all_strategies()) {
+      PlanOptions plan_options;
+      plan_options.strategy = strategy;
+      const std::vector<Plan> sweep = plan_sweep(g, plan_options, budgets);
+      ASSERT_EQ(sweep.size(), budgets.size());
+      for (std::size_t b = 0; b < budgets.size(); ++b) {
+        const Plan single = plan_at(g, strategy, budgets[b]);
+        check_plan(g, sweep[b]);
+        EXPECT_EQ(sweep[b].budget_bytes, budgets[b]);
+        EXPECT_EQ(sweep[b].schedule.steps, single.schedule.steps)
+            << "graph " << i << " " << to_string(strategy) << " budget " << budgets[b];
+        EXPECT_EQ(sweep[b].min_feasible_bytes, single.min_feasible_bytes);
+      }
+    }
+  }
+}
+
 TEST(PlannerTest, ApproximateModeSearchStaysValidAndNoWorseThanBaselines) {
   // With at most 2^1 keep/drop choices searched exhaustively, most blocks of these DAGs are
   // searched greedily: the plan says so, and still beats the baselines that fit.
@@ -249,6 +278,9 @@ TEST(PlannerTest, ApproximateModeSearchStaysValidAndNoWorseThanBaselines) {
     if (!p.exact) {
       ++approximate;
       EXPECT_NE(p.note.find("greedily"), std::string::npos) << p.note;
+      if (p.feasible) {
+        EXPECT_NE(p.note.find("could save at most"), std::string::npos) << p.note;
+      }
     }
     for (Strategy strategy : {Strategy::kChenSqrt, Strategy::kChenGreedy, Strategy::kUniform,
                               Strategy::kMemoryMinimal}) {

@@ -71,7 +71,8 @@ inline Graph random_forward_graph(std::mt19937& rng, const RandomGraphOptions& o
   std::vector<ValueId> live = {x};
   std::vector<char> viewed(1024, 0), saved(1024, 0), overwritable(1024, 0);
   auto mark = [](std::vector<char>& flags, ValueId v) {
-    if (static_cast<std::size_t>(v) >= flags.size()) flags.resize(static_cast<std::size_t>(v) * 2 + 1);
+    if (static_cast<std::size_t>(v) >= flags.size())
+      flags.resize(static_cast<std::size_t>(v) * 2 + 1);
     flags[static_cast<std::size_t>(v)] = 1;
   };
   auto flag = [](const std::vector<char>& flags, ValueId v) {
@@ -90,8 +91,8 @@ inline Graph random_forward_graph(std::mt19937& rng, const RandomGraphOptions& o
       for (int k = 0; k < count; ++k) {
         // Biased to recent values: pick from the last few live values.
         const std::size_t window = std::min<std::size_t>(live.size(), 4);
-        const std::size_t pick = live.size() - 1 -
-                                 std::uniform_int_distribution<std::size_t>(0, window - 1)(rng);
+        const std::size_t pick =
+            live.size() - 1 - std::uniform_int_distribution<std::size_t>(0, window - 1)(rng);
         const ValueId v = live[pick];
         if (std::find(inputs.begin(), inputs.end(), v) == inputs.end()) inputs.push_back(v);
       }
@@ -100,8 +101,7 @@ inline Graph random_forward_graph(std::mt19937& rng, const RandomGraphOptions& o
     const ValueId target = inputs.front();
     const bool can_overwrite = !last_op && inputs.size() == 1 && target != x &&
                                flag(overwritable, target) && !flag(viewed, target) &&
-                               !flag(saved, target) &&
-                               (options.chain || target == live.back());
+                               !flag(saved, target) && (options.chain || target == live.back());
     if (can_overwrite && chance(rng, options.in_place_probability)) {
       const ValueId out = b.add_value(Value{.name = op_name, .bytes = 0, .alias_of = target});
       Op op{.name = op_name,

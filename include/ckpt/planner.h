@@ -40,8 +40,9 @@ struct PlanOptions {
   std::int64_t budget_bytes = std::numeric_limits<std::int64_t>::max();
   // kUniform: number of segments; 0 picks round(sqrt(number of blocks)).
   int segments = 0;
-  // kOptimal: a block whose keep/drop choices exceed 2^this is searched approximately
-  // (documented in docs/algorithms.md; the plan then has exact = false).
+  // kOptimal: a block with more keep/drop candidate groups than this (more than 2^this keep
+  // modes) is searched greedily (docs/algorithms.md; the plan then has exact = false and its
+  // note bounds what an exhaustive search could save). 0..24.
   int max_exhaustive_block_values = 16;
   // Called with one line of progress on long solves (ckpt-plan --verbose); may be empty.
   std::function<void(std::string_view)> progress;
@@ -50,30 +51,32 @@ struct PlanOptions {
 // One block of the chain the planners work on: forward nodes between two articulation values.
 struct BlockSummary {
   std::vector<NodeId> forward_nodes;
-  ValueId output = kNoId;                  // the articulation value ending the block
-  std::vector<ValueId> kept;               // internal values the plan keeps for the backward
-  bool checkpointed = false;               // output kept across a recompute segment
-  int recomputations = 0;                  // times its forward runs again in the plan
-  std::string explanation;                 // why (ckpt-plan --explain)
+  ValueId output = kNoId;     // the articulation value ending the block (kNoId for the last)
+  std::vector<ValueId> kept;  // internal values the plan keeps from its forward to its backward
+  bool checkpointed = false;  // output kept across a recompute segment
+  int recomputations = 0;     // times its forward runs again in the plan
+  std::string explanation;    // why (ckpt-plan --explain)
 };
 
 // A planner's result; every number is the simulator's for `schedule`.
 struct Plan {
   Strategy strategy = Strategy::kOptimal;
-  bool feasible = false;            // peak_bytes <= budget_bytes
-  bool exact = true;                // false when an approximation was used (see note)
+  bool feasible = false;  // peak_bytes <= budget_bytes
+  bool exact = true;      // false when an approximation was used (see note)
   std::int64_t budget_bytes = 0;
-  std::int64_t peak_bytes = 0;      // simulated peak of `schedule`
+  std::int64_t peak_bytes = 0;  // simulated peak of `schedule`
   // The least budget this strategy can meet on this graph.
   std::int64_t min_feasible_bytes = 0;
   double compute_time_us = 0;
-  double baseline_time_us = 0;      // store-all's compute time
-  double overhead() const { return baseline_time_us > 0 ? compute_time_us / baseline_time_us - 1 : 0; }
-  double plan_ms = 0;               // wall time of planning
+  double baseline_time_us = 0;  // store-all's compute time
+  double overhead() const {
+    return baseline_time_us > 0 ? compute_time_us / baseline_time_us - 1 : 0;
+  }
+  double plan_ms = 0;  // wall time of planning
   // When feasible: the plan. Otherwise: the strategy's least-memory schedule.
   Schedule schedule;
   std::vector<BlockSummary> blocks;
-  std::string note;                 // approximation gap, fallbacks, ...
+  std::string note;  // approximation gap, fallbacks, ...
 };
 
 // Plans `graph` with options.strategy under options.budget_bytes. Never throws for an unmet budget.
