@@ -194,7 +194,7 @@ struct BuildResult {
 };
 
 BuildResult build_chain(const TrainingGraph& graph, const GraphFacts& facts,
-                        const std::vector<Cut>& cuts) {
+                        const std::vector<Cut>& cuts, BackwardPlacement placement) {
   BuildResult result;
   BlockChain& chain = result.chain;
   const int num_forward = facts.num_forward;
@@ -244,6 +244,7 @@ BuildResult build_chain(const TrainingGraph& graph, const GraphFacts& facts,
   const int num_backward = num_nodes - num_forward;
   std::vector<int> low(static_cast<std::size_t>(num_backward), 0);
   std::vector<int> high(static_cast<std::size_t>(num_backward), num_blocks - 1);
+  std::vector<char> reads_forward(static_cast<std::size_t>(num_backward), 0);
   for (NodeId n = num_forward; n < num_nodes; ++n) {
     const Node& node = graph.node(n);
     int lo = 0;
@@ -258,6 +259,7 @@ BuildResult build_chain(const TrainingGraph& graph, const GraphFacts& facts,
       const int boundary = boundary_of[static_cast<std::size_t>(v)];
       const int a = made_in;
       const int b = boundary != kNoBlock ? made_in + 1 : made_in;
+      reads_forward[static_cast<std::size_t>(n - num_forward)] = 1;
       lo = std::max(lo, a);
       hi = std::min(hi, b);
       max_low = std::max(max_low, a);
@@ -290,6 +292,11 @@ BuildResult build_chain(const TrainingGraph& graph, const GraphFacts& facts,
     const NodeId source = graph.node(n).source_id;
     if (graph.derived() && source >= 0 && source < num_forward) {
       preferred = chain.block_of_node[static_cast<std::size_t>(source)];
+    }
+    // A node reading forward values goes to the earliest block they allow; one reading none
+    // (a gradient-only node) stays with its op.
+    if (placement == BackwardPlacement::kEarliest && reads_forward[i] != 0) {
+      preferred = std::min(preferred, low[i]);
     }
     const int assigned = std::max(later_low[i], std::min(preferred, ceiling));
     if (assigned > ceiling) {
@@ -340,16 +347,17 @@ void merge_span(std::vector<Cut>& cuts, int first, int last) {
 
 }  // namespace
 
-BlockChain decompose_into_blocks(const TrainingGraph& graph) {
+BlockChain decompose_into_blocks(const TrainingGraph& graph, BackwardPlacement placement) {
   GraphFacts facts = collect_facts(graph);
   const StorageIntervals intervals = storage_intervals(graph, facts);
   choose_pinned(graph, intervals, facts);
   std::vector<Cut> cuts = candidate_cuts(graph, facts, intervals);
   int merged = 0;
   for (;;) {
-    BuildResult built = build_chain(graph, facts, cuts);
+    BuildResult built = build_chain(graph, facts, cuts, placement);
     if (built.conflict_first == kNoBlock) {
       built.chain.merged_cuts = merged;
+      built.chain.placement = placement;
       return std::move(built.chain);
     }
     const std::size_t before = cuts.size();
@@ -395,10 +403,11 @@ BlockChain coarsen_chain(const TrainingGraph& graph, const BlockChain& chain, in
     kept.push_back({block.end_forward - 1, block.output_root});
     next_cut = best + 1;
   }
-  BuildResult built = build_chain(graph, facts, kept);
+  BuildResult built = build_chain(graph, facts, kept, chain.placement);
   // Removing cuts from a valid chain cannot break the backward rules.
   assert(built.conflict_first == kNoBlock);
   built.chain.merged_cuts = chain.merged_cuts + (num_blocks - 1 - static_cast<int>(kept.size()));
+  built.chain.placement = chain.placement;
   return std::move(built.chain);
 }
 

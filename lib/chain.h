@@ -28,6 +28,15 @@ struct Block {
   std::vector<ValueId> gradients_in;
 };
 
+// Where a backward node goes among the blocks its reads allow. kWithItsOp: the block of the op it
+// differentiates (its neighbour's in a joint graph). kEarliest: a node that reads forward values
+// goes to the earliest block they allow, so that a backward node reading only a block's input
+// boundary (a convolution's weight and input gradients) runs in the previous block's backward,
+// after that boundary is recomputed there, and the boundary need not be held through the later
+// block's backward; gradient-only nodes stay with their ops. Neither class of schedules
+// contains the other; the optimal planner solves both when they differ.
+enum class BackwardPlacement : std::uint8_t { kWithItsOp, kEarliest };
+
 struct BlockChain {
   std::vector<Block> blocks;
   // Per node (forward and backward): index of its block.
@@ -41,6 +50,7 @@ struct BlockChain {
   std::vector<ValueId> pinned_values;
   // Cut positions the crossing rule accepted but the backward rules forced to merge away.
   int merged_cuts = 0;
+  BackwardPlacement placement = BackwardPlacement::kWithItsOp;
 
   bool is_pinned(ValueId v) const { return pinned[static_cast<std::size_t>(v)] != 0; }
 };
@@ -54,7 +64,10 @@ struct BlockChain {
 // every backward node reads forward values of one block besides that block's input and output
 // boundaries and (c) the backward nodes form contiguous runs in reverse block order. One block is
 // the worst case.
-BlockChain decompose_into_blocks(const TrainingGraph& graph);
+//
+// `placement`: see BackwardPlacement.
+BlockChain decompose_into_blocks(const TrainingGraph& graph,
+                                 BackwardPlacement placement = BackwardPlacement::kWithItsOp);
 
 // Merges consecutive blocks so that at most `max_blocks` remain (for chains too long for the DP):
 // within evenly spaced windows of forward time, keeps the cut with the smallest boundary storage.

@@ -339,15 +339,26 @@ class LocatingSax {
 };
 
 // nlohmann's text without its "[json.exception.parse_error.101] parse error at line 3, column
-// 8: " prefix: ckpt prints its own location.
-std::string_view error_detail(std::string_view message) {
+// 8: " prefix (ckpt prints its own location), and with the token it quotes after "last read: "
+// cut to its last kMaxLastRead characters: a bad byte after a long string would otherwise put
+// the whole string into the message.
+std::string error_detail(std::string_view message) {
+  constexpr std::size_t kMaxLastRead = 40;
   const auto bracket = message.find("] ");
   if (bracket != std::string_view::npos) message.remove_prefix(bracket + 2);
   if (message.starts_with("parse error")) {
     const auto colon = message.find(": ");
     if (colon != std::string_view::npos) message.remove_prefix(colon + 2);
   }
-  return message;
+  constexpr std::string_view kLastRead = "last read: '";
+  const auto start = message.find(kLastRead);
+  const auto end = message.rfind('\'');
+  if (start == std::string_view::npos || end == std::string_view::npos ||
+      end < start + kLastRead.size() + kMaxLastRead) {
+    return std::string(message);
+  }
+  const std::size_t token = start + kLastRead.size();
+  return fmt::format("{}...{}", message.substr(0, token), message.substr(end - kMaxLastRead));
 }
 
 // `position` counts the characters read, the offending one included.

@@ -52,7 +52,8 @@ FileNode read_node(const nlohmann::json& item, std::size_t index, std::string_vi
     reader.fail(ErrorKind::kParse, "id",
                 fmt::format("expected an integer node id, found {}; ckpt reads node-link graphs "
                             "whose ids number the nodes in execution order",
-                            id.dump()));
+                            id.is_primitive() && id.dump().size() <= 40 ? id.dump()
+                                                                        : id.type_name()));
   }
   node.id = reader.integer("id");
   node.name = reader.string("name");
@@ -173,13 +174,24 @@ std::vector<int> forward_first_order(const std::vector<FileNode>& nodes,
 }
 
 // Node names become value and node names, which must be unique: repeats get their id appended.
-std::vector<std::string> unique_names(const std::vector<FileNode>& nodes) {
+// A node whose own name is such a made-up name is an error (the two could not be told apart).
+std::vector<std::string> unique_names(const std::vector<FileNode>& nodes, std::string_view source) {
   std::map<std::string, int> count;
   for (const FileNode& node : nodes) ++count[node.name];
   std::vector<std::string> names;
+  std::map<std::string, const FileNode*> renamed;  // made-up name -> the node given it
   for (const FileNode& node : nodes) {
     const bool repeated = count[node.name] > 1 || node.name.empty();
     names.push_back(repeated ? fmt::format("{}#{}", node.name, node.id) : node.name);
+    if (repeated) renamed.emplace(names.back(), &node);
+  }
+  for (const FileNode& node : nodes) {
+    const auto it = renamed.find(node.name);
+    if (it == renamed.end() || it->second == &node) continue;
+    fail(ErrorKind::kValidation, source, node_where(node), "name",
+         fmt::format("\"{}\" is also the name ckpt gives {}, whose name is repeated (a repeated "
+                     "name gets \"#<id>\" appended); rename one of them",
+                     node.name, node_where(*it->second)));
   }
   return names;
 }
@@ -203,7 +215,7 @@ LoadedGraph read_node_link(const nlohmann::json& document, std::string_view sour
   const std::vector<Link> links = read_links(top.array("links"), nodes, source);
   check_id_order(nodes, links, source);
   const std::vector<int> order = forward_first_order(nodes, links, source);
-  const std::vector<std::string> names = unique_names(nodes);
+  const std::vector<std::string> names = unique_names(nodes, source);
 
   std::vector<int> rank(nodes.size());  // id-sorted position -> node (and value) id
   for (std::size_t r = 0; r < order.size(); ++r)

@@ -45,6 +45,7 @@ struct CliOptions {
   bool sweep = false;
   bool verbose = false;
   bool explain = false;
+  int max_exact_blocks = PlanOptions{}.max_exact_blocks;
 };
 
 constexpr std::string_view kFooter = R"(Exit codes:
@@ -126,6 +127,11 @@ std::optional<int> parse_arguments(int argc, const char* const* argv, CliOptions
   app.add_option("--plot", options.plot_path,
                  "Write an SVG of overhead vs peak: the optimal frontier and every baseline")
       ->type_name("FILE.svg");
+  app.add_option("--exact-blocks", options.max_exact_blocks,
+                 "Solve chains of up to N blocks exactly, longer ones by the two-level DP "
+                 "(default 96; time grows as N^3; 0..2048)")
+      ->check(CLI::Range(0, 2048))
+      ->type_name("N");
   app.add_flag("--verbose,-v", options.verbose, "Print progress to stderr");
   app.add_flag("--explain", options.explain,
                "Explain block by block why values are kept or recomputed");
@@ -266,6 +272,7 @@ class PlanCommand {
     PlanOptions plan_options;
     plan_options.strategy = strategy;
     plan_options.budget_bytes = budget_bytes;
+    plan_options.max_exact_blocks = options_.max_exact_blocks;
     if (options_.verbose) {
       plan_options.progress = [this](std::string_view line) { log(line); };
     }

@@ -60,6 +60,12 @@ void check_options(const PlanOptions& options) {
                             "modes per block is already hours of search)",
                             options.max_exhaustive_block_values));
   }
+  if (options.max_exact_blocks < 0 || options.max_exact_blocks > 2048) {
+    throw Error(ErrorKind::kUsage,
+                fmt::format("plan: max_exact_blocks {} is outside 0..2048 (longer chains are "
+                            "coarsened to 2048 blocks first)",
+                            options.max_exact_blocks));
+  }
 }
 
 // Everything the strategies share: the store-all reference and the measured chain.
@@ -74,24 +80,9 @@ struct Setup {
 // first (docs/algorithms.md, "Exact and approximate").
 constexpr int kMaxDpBlocks = 2048;
 
-Setup prepare(const TrainingGraph& graph, const PlanOptions& options, bool all_modes) {
-  Setup setup;
-  setup.store_all = store_all_schedule(graph);
-  setup.store_all_result = simulate(graph, setup.store_all);
-  if (!setup.store_all_result.valid) {
-    throw Error(ErrorKind::kValidation,
-                fmt::format("graph \"{}\": even plain backpropagation (store-all) is not a valid "
-                            "schedule: {}; check the graph's saved values and in-place ops",
-                            graph.name(), setup.store_all_result.error));
-  }
-  planning::BlockChain chain = planning::decompose_into_blocks(graph);
-  if (options.progress) {
-    options.progress(
-        fmt::format("planner: {} forward nodes cut into {} blocks ({} cuts merged by "
-                    "the backward rules, {} pinned values)",
-                    graph.num_forward_nodes(), chain.blocks.size(), chain.merged_cuts,
-                    chain.pinned_values.size()));
-  }
+// Measures `chain` into setup.model (coarsening it first when it is too long for the DP).
+void build_model(const TrainingGraph& graph, const PlanOptions& options, bool all_modes,
+                 planning::BlockChain chain, Setup& setup) {
   if (static_cast<int>(chain.blocks.size()) > kMaxDpBlocks) {
     const int fine = static_cast<int>(chain.blocks.size());
     chain = planning::coarsen_chain(graph, chain, kMaxDpBlocks);
@@ -105,7 +96,73 @@ Setup prepare(const TrainingGraph& graph, const PlanOptions& options, bool all_m
   model_options.all_modes = all_modes;
   model_options.progress = options.progress;
   setup.model = planning::build_chain_model(graph, std::move(chain), model_options);
+}
+
+void report_chain(const TrainingGraph& graph, const PlanOptions& options,
+                  const planning::BlockChain& chain) {
+  if (!options.progress) return;
+  options.progress(fmt::format(
+      "planner: {} forward nodes cut into {} blocks ({} cuts merged by the backward rules, {} "
+      "pinned values; backward nodes placed {})",
+      graph.num_forward_nodes(), chain.blocks.size(), chain.merged_cuts,
+      chain.pinned_values.size(),
+      chain.placement == planning::BackwardPlacement::kEarliest ? "in the earliest block they may"
+                                                                : "with their ops"));
+}
+
+Setup prepare(const TrainingGraph& graph, const PlanOptions& options, bool all_modes) {
+  Setup setup;
+  setup.store_all = store_all_schedule(graph);
+  setup.store_all_result = simulate(graph, setup.store_all);
+  if (!setup.store_all_result.valid) {
+    throw Error(ErrorKind::kValidation,
+                fmt::format("graph \"{}\": even plain backpropagation (store-all) is not a valid "
+                            "schedule: {}; check the graph's saved values and in-place ops",
+                            graph.name(), setup.store_all_result.error));
+  }
+  planning::BlockChain chain = planning::decompose_into_blocks(graph);
+  report_chain(graph, options, chain);
+  build_model(graph, options, all_modes, std::move(chain), setup);
   return setup;
+}
+
+// The optimal strategy's second class of schedules (planning::BackwardPlacement): the chain with
+// backward nodes placed in the earliest block they may go to, when that chain differs from the
+// first. Not for coarsened chains (already approximate; the second solve would double the time).
+std::optional<Setup> prepare_earliest(const TrainingGraph& graph, const PlanOptions& options,
+                                      const Setup& first) {
+  if (!first.note.empty()) return std::nullopt;
+  planning::BlockChain chain =
+      planning::decompose_into_blocks(graph, planning::BackwardPlacement::kEarliest);
+  if (chain.block_of_node == first.model.chain.block_of_node) return std::nullopt;
+  report_chain(graph, options, chain);
+  std::optional<Setup> setup(std::in_place);
+  setup->store_all = first.store_all;
+  setup->store_all_result = first.store_all_result;
+  build_model(graph, options, /*all_modes=*/true, std::move(chain), *setup);
+  return setup;
+}
+
+// The better of two optimal plans for the same budget: one that fits over one that does not, then
+// the cheaper (the first on a tie); if neither fits, the one needing less memory. The least
+// budget is the least of both.
+Plan better_plan(Plan first, Plan second) {
+  const std::int64_t least = std::min(first.min_feasible_bytes, second.min_feasible_bytes);
+  const bool exact = first.exact && second.exact;
+  const bool first_fits = first.peak_bytes <= first.budget_bytes;
+  const bool second_fits = second.peak_bytes <= second.budget_bytes;
+  bool take_second = false;
+  if (first_fits != second_fits) {
+    take_second = second_fits;
+  } else if (first_fits) {
+    take_second = second.compute_time_us < first.compute_time_us - 1e-9;
+  } else {
+    take_second = second.peak_bytes < first.peak_bytes;
+  }
+  Plan result = take_second ? std::move(second) : std::move(first);
+  result.min_feasible_bytes = least;
+  result.exact = exact;
+  return result;
 }
 
 // Emits a tree, checks it against the simulator and fills the plan.
@@ -226,6 +283,7 @@ OptimalSolve solve_optimal(const Setup& setup, const PlanOptions& options, std::
   OptimalSolve solve;
   solve.dp_options.progress = options.progress;
   solve.dp_options.cap_bytes = cap_bytes;
+  solve.dp_options.max_single_level_blocks = options.max_exact_blocks;
   solve.dp.emplace(setup.model, solve.dp_options);
   if (solve.dp->two_level()) solve.baselines = baseline_trees(setup.model);
   solve.least_bytes = std::min(solve.dp->min_peak(), setup.store_all_result.peak_bytes);
@@ -402,6 +460,11 @@ Plan plan(const TrainingGraph& graph, const PlanOptions& options) {
   switch (options.strategy) {
     case Strategy::kOptimal:
       plan_optimal(graph, options, setup, result);
+      if (const std::optional<Setup> earliest = prepare_earliest(graph, options, setup)) {
+        Plan other = empty_plan(graph, options);
+        plan_optimal(graph, options, *earliest, other);
+        result = better_plan(std::move(result), std::move(other));
+      }
       break;
     case Strategy::kStoreAll:
       finish_store_all(graph, setup, result);
@@ -427,6 +490,8 @@ std::vector<Plan> plan_sweep(const TrainingGraph& graph, const PlanOptions& opti
   check_options(options);
   const Setup setup = prepare(graph, options, /*all_modes=*/options.strategy == Strategy::kOptimal);
   std::optional<OptimalSolve> solve;
+  std::optional<Setup> earliest;
+  std::optional<OptimalSolve> earliest_solve;
   if (options.strategy == Strategy::kOptimal) {
     // One DP for every budget, its frontiers capped at the largest budget store-all exceeds.
     std::int64_t cap = -2;
@@ -434,6 +499,8 @@ std::vector<Plan> plan_sweep(const TrainingGraph& graph, const PlanOptions& opti
       if (budget < setup.store_all_result.peak_bytes) cap = std::max(cap, budget);
     }
     solve.emplace(solve_optimal(setup, options, cap));
+    earliest = prepare_earliest(graph, options, setup);
+    if (earliest) earliest_solve.emplace(solve_optimal(*earliest, options, cap));
   }
   std::vector<Plan> plans;
   for (std::int64_t budget : budgets_bytes) {
@@ -443,6 +510,11 @@ std::vector<Plan> plan_sweep(const TrainingGraph& graph, const PlanOptions& opti
     switch (options.strategy) {
       case Strategy::kOptimal:
         plan_optimal_from(graph, one, setup, *solve, result);
+        if (earliest) {
+          Plan other = empty_plan(graph, one);
+          plan_optimal_from(graph, one, *earliest, *earliest_solve, other);
+          result = better_plan(std::move(result), std::move(other));
+        }
         break;
       case Strategy::kStoreAll:
         finish_store_all(graph, setup, result);
@@ -464,20 +536,28 @@ std::vector<FrontierPoint> pareto_frontier(const TrainingGraph& graph, const Pla
   Setup setup = prepare(graph, options, /*all_modes=*/true);
   planning::DpOptions dp_options;
   dp_options.progress = options.progress;
-  const ChainDp dp(setup.model, dp_options);
+  dp_options.max_single_level_blocks = options.max_exact_blocks;
   // Plain backpropagation is a point of its own: plan() returns it at any budget it fits; so
-  // are the baselines' schedules when the DP is two-level (plan() considers them too).
+  // are the baselines' schedules when the DP is two-level (plan() considers them too), and the
+  // points of the second class of schedules (prepare_earliest).
   const FrontierPoint store_all{setup.store_all_result.peak_bytes,
                                 setup.store_all_result.compute_time_us};
   std::vector<FrontierPoint> candidates = {store_all};
-  for (const planning::DpPoint& point : dp.frontier()) {
-    candidates.push_back({point.peak_bytes, point.time_us});
-  }
-  if (dp.two_level()) {
-    for (const Tree& tree : baseline_trees(setup.model)) {
-      const planning::TreeValue value = planning::evaluate_tree(setup.model, tree);
-      if (value.valid) candidates.push_back({value.peak_bytes, value.time_us});
+  auto add_points = [&](const Setup& one) {
+    const ChainDp dp(one.model, dp_options);
+    for (const planning::DpPoint& point : dp.frontier()) {
+      candidates.push_back({point.peak_bytes, point.time_us});
     }
+    if (dp.two_level()) {
+      for (const Tree& tree : baseline_trees(one.model)) {
+        const planning::TreeValue value = planning::evaluate_tree(one.model, tree);
+        if (value.valid) candidates.push_back({value.peak_bytes, value.time_us});
+      }
+    }
+  };
+  add_points(setup);
+  if (const std::optional<Setup> earliest = prepare_earliest(graph, options, setup)) {
+    add_points(*earliest);
   }
   std::stable_sort(candidates.begin(), candidates.end(),
                    [](const FrontierPoint& a, const FrontierPoint& b) {

@@ -152,7 +152,8 @@ ChainDp::ChainDp(const ChainModel& model, const DpOptions& options)
 }
 
 void ChainDp::partition_into_macros() {
-  if (n_ <= options_.max_single_level_blocks) return;
+  // Two macros of one block each are no coarser than the blocks: short chains are always exact.
+  if (n_ <= std::max(options_.max_single_level_blocks, 3)) return;
   // About sqrt(n) macros of about sqrt(n) blocks: O(n^1.5) sub-problems instead of O(n^2).
   const int macros = std::max(2, static_cast<int>(std::lround(std::sqrt(n_))));
   macro_of_.assign(static_cast<std::size_t>(n_), 0);

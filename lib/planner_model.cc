@@ -241,7 +241,7 @@ class ModeSearch {
       add(forced);
       if (all_modes) greedy(store_all, forced);
     }
-    finish(store_all, forced);
+    finish(store_all);
   }
 
  private:
@@ -341,8 +341,7 @@ class ModeSearch {
   }
 
   // Keeps the modes no other mode dominates, plus the store-all and the least mode.
-  void finish(const std::vector<int>& store_all, const std::vector<int>& forced) {
-    (void)forced;
+  void finish(const std::vector<int>& store_all) {
     int least = -1;
     for (std::size_t m = 0; m < candidates_.size(); ++m) {
       const Mode& mode = candidates_[m];

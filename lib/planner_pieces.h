@@ -278,12 +278,10 @@ class BlockAnalyzer {
       for (ValueId v : graph_.node(n).inputs) use(v);
       for (ValueId v : graph_.node(n).accumulates) use(v);
     }
-    const std::size_t used_by_recompute = used_.size();
     for (NodeId n = block.first_backward; n < block.end_backward; ++n) {
       for (ValueId v : graph_.node(n).inputs) use(v);
       for (ValueId v : graph_.node(n).accumulates) use(v);
     }
-    (void)used_by_recompute;
     for (int g : kept_groups) {
       const Group& group = block.groups[static_cast<std::size_t>(g)];
       bool any = false;
@@ -312,9 +310,12 @@ class BlockAnalyzer {
     const BlockModel& block = *block_;
     const int epoch = next_epoch();
     std::vector<NodeId> nodes;
-    for (ValueId v : targets) {
-      if (made_here(v)) need_stamp_[static_cast<std::size_t>(v)] = epoch;
-    }
+    // Pinned values are live from their first computation on: never made again.
+    auto need = [&](ValueId v) {
+      if (made_here(v) && role(v) != Role::kPinned)
+        need_stamp_[static_cast<std::size_t>(v)] = epoch;
+    };
+    for (ValueId v : targets) need(v);
     for (NodeId n = block.end_forward - 1; n >= block.first_forward; --n) {
       const Node& node = graph_.node(n);
       const bool needed = std::any_of(node.outputs.begin(), node.outputs.end(), [&](ValueId v) {
@@ -322,12 +323,8 @@ class BlockAnalyzer {
       });
       if (!needed) continue;
       nodes.push_back(n);
-      for (ValueId v : node.inputs) {
-        if (made_here(v)) need_stamp_[static_cast<std::size_t>(v)] = epoch;
-      }
-      for (ValueId v : node.accumulates) {
-        if (made_here(v)) need_stamp_[static_cast<std::size_t>(v)] = epoch;
-      }
+      for (ValueId v : node.inputs) need(v);
+      for (ValueId v : node.accumulates) need(v);
     }
     std::reverse(nodes.begin(), nodes.end());
     return nodes;

@@ -124,6 +124,29 @@ std::optional<std::string> bad_bytes(std::int64_t bytes) {
   return fmt::format("negative size {}; sizes are byte counts >= 0", bytes);
 }
 
+// All the sizes of a graph together: the planner, the simulator and the memory plan add them in
+// signed 64-bit arithmetic (a training graph holds a gradient for each value besides), so a
+// graph's sizes may add up to 2^60 bytes (1 EiB) at most.
+class ByteTotal {
+ public:
+  static constexpr std::int64_t kMax = std::int64_t{1} << 60;
+
+  // Adds a size already checked by bad_bytes(); says what is wrong once the total is too large.
+  std::optional<std::string> add(std::int64_t bytes) {
+    if (bytes <= kMax - total_) {
+      total_ += bytes;
+      return std::nullopt;
+    }
+    return fmt::format("size {} takes the graph's sizes past 2^60 bytes (1 EiB) in all, more "
+                       "than ckpt's 64-bit byte arithmetic can plan with; sizes are bytes, not "
+                       "bits or elements",
+                       bytes);
+  }
+
+ private:
+  std::int64_t total_ = 0;
+};
+
 // Unique, non-empty names: the native format refers to values and ops by name.
 template <typename Item>
 void check_names(std::string_view source, std::string_view list, const std::vector<Item>& items,
@@ -190,6 +213,9 @@ class ForwardChecker {
       if (auto problem = bad_bytes(value.bytes)) {
         fail(ErrorKind::kValidation, source_, value_where(v), "bytes", *problem);
       }
+      if (auto problem = total_bytes_.add(value.bytes)) {
+        fail(ErrorKind::kValidation, source_, value_where(v), "bytes", *problem);
+      }
       if (value.alias_of == kNoId) continue;
       if (!in_range(value.alias_of, values_.size())) {
         fail(ErrorKind::kValidation, source_, value_where(v), "alias_of",
@@ -229,6 +255,9 @@ class ForwardChecker {
         {"saved_other_bytes", op.saved_other_bytes}};
     for (const auto& [field, bytes] : sizes) {
       if (auto problem = bad_bytes(bytes)) {
+        fail(ErrorKind::kValidation, source_, op_where(o), field, *problem);
+      }
+      if (auto problem = total_bytes_.add(bytes)) {
         fail(ErrorKind::kValidation, source_, op_where(o), field, *problem);
       }
     }
@@ -387,6 +416,7 @@ class ForwardChecker {
   std::string_view source_;
   std::vector<OpId> producer_;        // per value: the op outputting it, or kNoId
   std::vector<OpId> overwritten_by_;  // per value: the in-place op that took its storage
+  ByteTotal total_bytes_;
 };
 
 // One joint graph's checks; the joint counterpart of ForwardChecker.
@@ -418,11 +448,14 @@ class JointChecker {
   const std::string& value_name(ValueId v) const { return name_of(values_, v); }
   bool resident(ValueId v) const { return is_resident(values_[static_cast<std::size_t>(v)].kind); }
 
-  void check_values() const {
+  void check_values() {
     check_names(source_, "values", values_, "value");
     for (ValueId v = 0; v < static_cast<ValueId>(values_.size()); ++v) {
       const TValue& value = values_[static_cast<std::size_t>(v)];
       if (auto problem = bad_bytes(value.bytes)) {
+        fail(ErrorKind::kValidation, source_, value_where(v), "bytes", *problem);
+      }
+      if (auto problem = total_bytes_.add(value.bytes)) {
         fail(ErrorKind::kValidation, source_, value_where(v), "bytes", *problem);
       }
       if (value.version < 0) {
@@ -471,6 +504,9 @@ class JointChecker {
       fail(ErrorKind::kValidation, source_, node_where(n), "time_us", *problem);
     }
     if (auto problem = bad_bytes(node.workspace_bytes)) {
+      fail(ErrorKind::kValidation, source_, node_where(n), "workspace_bytes", *problem);
+    }
+    if (auto problem = total_bytes_.add(node.workspace_bytes)) {
       fail(ErrorKind::kValidation, source_, node_where(n), "workspace_bytes", *problem);
     }
     check_ids(n, "inputs", node.inputs);
@@ -605,6 +641,7 @@ class JointChecker {
   std::string_view source_;
   std::vector<NodeId> producer_;  // per value: the node outputting it, or kNoId
   NodeId last_backward_ = kNoId;
+  ByteTotal total_bytes_;
 };
 
 }  // namespace

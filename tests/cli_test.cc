@@ -387,8 +387,8 @@ TEST(CliBinaryTest, EveryStrategyOnEveryExampleGraph) {
   for (const fs::path& graph : graphs) {
     for (Strategy s : all_strategies()) {
       SCOPED_TRACE(graph.filename().string() + " --strategy " + std::string(to_string(s)));
-      const ProcessResult r = run_binary("'" + graph.string() + "' --format json --strategy " +
-                                         std::string(to_string(s)));
+      const ProcessResult r = run_binary(fmt::format("'{}' --format json --strategy {}",
+                                                     graph.string(), to_string(s)));
       ASSERT_TRUE(r.code == kExitOk || r.code == kExitInfeasible) << "exit " << r.code;
       const Json json = Json::parse(r.out);
       EXPECT_EQ(json["strategy"], to_string(s));
@@ -413,13 +413,13 @@ TEST(CliBinaryTest, TableAt40PercentAndInfeasibleExitCode) {
   if (graphs.empty()) GTEST_SKIP() << "no examples/graphs/*.json yet";
   for (const fs::path& graph : graphs) {
     SCOPED_TRACE(graph.filename().string());
-    const ProcessResult table = run_binary("'" + graph.string() + "' --budget 40%");
+    const ProcessResult table = run_binary(fmt::format("'{}' --budget 40%", graph.string()));
     ASSERT_TRUE(table.code == kExitOk || table.code == kExitInfeasible) << "exit " << table.code;
     if (table.code == kExitOk) {
       EXPECT_NE(table.out.find("predicted peak"), std::string::npos);
     }
     // One byte is below what any schedule needs.
-    EXPECT_EQ(run_binary("'" + graph.string() + "' --budget 1").code, kExitInfeasible);
+    EXPECT_EQ(run_binary(fmt::format("'{}' --budget 1", graph.string())).code, kExitInfeasible);
   }
 }
 

@@ -101,17 +101,9 @@ struct ClassPoint {
   double time_us;
 };
 
-// Peak and time of every tree of the class, each checked against the simulator.
-std::vector<ClassPoint> class_points(const TrainingGraph& g, bool* too_many) {
-  planning::ModelOptions options;
-  options.prune_dominated = false;
-  const ChainModel model =
-      planning::build_chain_model(g, planning::decompose_into_blocks(g), options);
-  std::vector<Tree> trees;
-  TreeEnumerator enumerator(model, 4000);
-  *too_many = !enumerator.enumerate(0, model.num_blocks() - 1, false, trees);
-  std::vector<ClassPoint> points;
-  if (*too_many) return points;
+// Adds the peak and time of each tree, checked against the simulator.
+void add_points(const TrainingGraph& g, const ChainModel& model, const std::vector<Tree>& trees,
+                std::vector<ClassPoint>& points) {
   for (const Tree& tree : trees) {
     const planning::TreeValue value = planning::evaluate_tree(model, tree);
     EXPECT_TRUE(value.valid);
@@ -120,6 +112,25 @@ std::vector<ClassPoint> class_points(const TrainingGraph& g, bool* too_many) {
     EXPECT_EQ(simulated.peak_bytes, value.peak_bytes);
     EXPECT_NEAR(simulated.compute_time_us, value.time_us, 1e-6);
     points.push_back({value.peak_bytes, value.time_us});
+  }
+}
+
+// Peak and time of every tree of the class, each checked against the simulator: the trees over
+// both chains the optimal planner solves (planning::BackwardPlacement).
+std::vector<ClassPoint> class_points(const TrainingGraph& g, bool* too_many) {
+  std::vector<ClassPoint> points;
+  *too_many = false;
+  for (planning::BackwardPlacement placement :
+       {planning::BackwardPlacement::kWithItsOp, planning::BackwardPlacement::kEarliest}) {
+    planning::ModelOptions options;
+    options.prune_dominated = false;
+    const ChainModel model =
+        planning::build_chain_model(g, planning::decompose_into_blocks(g, placement), options);
+    std::vector<Tree> trees;
+    TreeEnumerator enumerator(model, 4000);
+    *too_many = !enumerator.enumerate(0, model.num_blocks() - 1, false, trees);
+    if (*too_many) return {};
+    add_points(g, model, trees, points);
   }
   return points;
 }

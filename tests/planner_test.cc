@@ -120,6 +120,32 @@ TEST(PlannerTest, BaselinesOnFourLayers) {
   }
 }
 
+// A small value made inside a block (copy of h0, next to l1 in block {copy, l1}), read by that
+// block and by the loss at the end: it is pinned, and the block can still be recomputed around it
+// (the pinned value stays live and is not made again).
+TEST(PlannerTest, BlockMakingAPinnedValueIsRecomputable) {
+  GraphBuilder b("pinned");
+  const ValueId x = b.add_input("x", 100);
+  const ValueId w = b.add_param("w", 100);
+  const ValueId h0 = b.add_simple_op("l0", "linear", {x, w}, 1000, 5, 5, {x});
+  const ValueId labels = b.add_simple_op("labels", "copy", {h0}, 8, 1, 0, {});
+  ValueId h = b.add_simple_op("l1", "linear", {h0, w, labels}, 1000, 5, 5, {h0});
+  for (int i = 2; i < 6; ++i) {
+    h = b.add_simple_op("l" + std::to_string(i), "linear", {h, w}, 1000, 5, 5, {h});
+  }
+  b.add_simple_op("loss", "loss", {h, labels}, 4, 1, 1, {h});
+  const TrainingGraph g = derive_training_graph(std::move(b).build());
+  const Plan least = plan_at(g, Strategy::kMemoryMinimal, 0);
+  check_plan(g, least);
+  ASSERT_GE(least.blocks.size(), 3u);
+  EXPECT_EQ(least.blocks[1].forward_nodes.size(), 2u);  // {labels, l1}
+  EXPECT_GT(least.blocks[1].recomputations, 0) << least.blocks[1].explanation;
+  const Plan optimal = plan_at(g, Strategy::kOptimal, least.peak_bytes);
+  check_plan(g, optimal);
+  EXPECT_TRUE(optimal.feasible);
+  EXPECT_LE(optimal.compute_time_us, least.compute_time_us);
+}
+
 TEST(PlannerTest, StrategyNamesRoundTrip) {
   ASSERT_EQ(all_strategies().size(), 6u);
   for (Strategy s : all_strategies()) EXPECT_EQ(strategy_from_string(to_string(s)), s);
@@ -141,6 +167,17 @@ TEST(PlannerTest, BadOptionsAreUsageErrors) {
   options.budget_bytes = 0;
   options.segments = -3;
   EXPECT_THROW(plan(f.graph, options), Error);
+  options.segments = 0;
+  for (int blocks : {-1, 2049}) {
+    options.max_exact_blocks = blocks;
+    try {
+      plan(f.graph, options);
+      FAIL() << "max_exact_blocks " << blocks << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kUsage);
+      EXPECT_NE(std::string(e.what()).find("max_exact_blocks"), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(PlannerTest, PlansAreDeterministicAndReportProgress) {
@@ -293,6 +330,39 @@ TEST(PlannerTest, ApproximateModeSearchStaysValidAndNoWorseThanBaselines) {
   EXPECT_GT(approximate, 10);
 }
 
+// max_exact_blocks moves the line between the exact and the two-level DP: on a 40-block chain the
+// two-level plan is valid, marked approximate, never cheaper than the exact one, and the least
+// budget (which the two-level DP keeps exact) is the same.
+TEST(PlannerTest, MaxExactBlocksChoosesTheDp) {
+  std::mt19937 rng(21);
+  testing::RandomGraphOptions options;
+  options.num_ops = 40;
+  options.chain = true;
+  options.in_place_probability = 0;
+  options.view_probability = 0;
+  options.side_effect_probability = 0;
+  const TrainingGraph g = testing::random_training_graph(rng, options);
+  const std::int64_t store_all = simulate(g, store_all_schedule(g)).peak_bytes;
+  for (int percent : {0, 30, 60, 90}) {
+    PlanOptions exact;
+    exact.budget_bytes = store_all * percent / 100;
+    PlanOptions two_level = exact;
+    two_level.max_exact_blocks = 0;
+    const Plan a = plan(g, exact);
+    const Plan b = plan(g, two_level);
+    check_plan(g, a);
+    check_plan(g, b);
+    EXPECT_TRUE(a.exact) << a.note;
+    EXPECT_FALSE(b.exact);
+    EXPECT_NE(b.note.find("two-level"), std::string::npos) << b.note;
+    EXPECT_EQ(a.min_feasible_bytes, b.min_feasible_bytes);
+    EXPECT_EQ(a.feasible, b.feasible);
+    if (a.feasible) {
+      EXPECT_GE(b.compute_time_us, a.compute_time_us - 1e-6);
+    }
+  }
+}
+
 TEST(PlannerTest, LongChainUsesTheTwoLevelDp) {
   // 200 single-op blocks: more than the single-level DP takes.
   std::mt19937 rng(8);
@@ -320,6 +390,31 @@ TEST(PlannerTest, LongChainUsesTheTwoLevelDp) {
       }
     }
   }
+}
+
+// VGG-16's convolutions read only their input for their backward. With backward nodes placed with
+// their ops, the input of each convolution block is held through that block's whole backward;
+// placed in the earliest block (planning::BackwardPlacement::kEarliest), it is recomputed just
+// before the convolution's backward. The least budget of the two classes together: four
+// 392 MiB tensors at the first ReLU's backward become three (1,233,125,632 bytes, 44.7% of
+// store-all, against 1,644,167,424 with the first class alone).
+TEST(PlannerTest, Vgg16LeastBudgetComesFromEitherBackwardPlacement) {
+  const std::filesystem::path path =
+      std::filesystem::path(CKPT_SOURCE_DIR) / "examples" / "graphs" / "vgg16.json";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "no examples/graphs/vgg16.json";
+  const TrainingGraph g = load_graph(path.string()).training;
+  const Plan least = plan_at(g, Strategy::kOptimal, 1);
+  EXPECT_FALSE(least.feasible);
+  EXPECT_EQ(least.min_feasible_bytes, 1'233'125'632);
+  const Plan fits = plan_at(g, Strategy::kOptimal, least.min_feasible_bytes);
+  check_plan(g, fits);
+  EXPECT_TRUE(fits.feasible);
+  EXPECT_TRUE(fits.exact) << fits.note;
+  EXPECT_FALSE(plan_at(g, Strategy::kOptimal, least.min_feasible_bytes - 1).feasible);
+  // The frontier starts at the same least budget.
+  const std::vector<FrontierPoint> frontier = pareto_frontier(g, PlanOptions{});
+  ASSERT_FALSE(frontier.empty());
+  EXPECT_EQ(frontier.front().peak_bytes, least.min_feasible_bytes);
 }
 
 TEST(PlannerTest, ExampleGraphs) {

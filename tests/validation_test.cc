@@ -156,6 +156,22 @@ TEST(ValidateForwardTest, NegativeSizes) {
   expect_invalid(saved_other, {"ops[0] \"a\" (field \"saved_other_bytes\"): negative size -7"});
 }
 
+// Sizes that each fit in 64 bits but together pass 2^60 would overflow the planner's sums.
+TEST(ValidateForwardTest, SizesMustAddUpToAtMostTwoToTheSixty) {
+  ForwardParts values = baseline();
+  values.values[kH].bytes = std::int64_t{1} << 59;
+  values.values[kH + 1].bytes = std::int64_t{1} << 59;
+  expect_invalid(values, {"(field \"bytes\"): size 576460752303423488 takes the graph's sizes "
+                          "past 2^60 bytes"});
+  ForwardParts workspace = baseline();
+  workspace.values[kH].bytes = (std::int64_t{1} << 60) - 20;  // with x, w and y: 2^60 exactly
+  workspace.ops[0].fwd_workspace_bytes = 1;
+  expect_invalid(workspace, {"ops[0] \"a\" (field \"fwd_workspace_bytes\"): size 1 takes"});
+  ForwardParts fits = baseline();
+  fits.values[kH].bytes = (std::int64_t{1} << 60) - 1000;
+  EXPECT_NO_THROW(build(fits));
+}
+
 TEST(ValidateForwardTest, TimesMustBeFiniteAndNonNegative) {
   ForwardParts nan = baseline();
   nan.ops[0].fwd_time_us = std::nan("");

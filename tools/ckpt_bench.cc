@@ -3,7 +3,10 @@
 // time of a 32-budget sweep (plan_sweep) and of the whole frontier (pareto_frontier), the DP's
 // frontier points and the growth of the process's peak RSS, and a quality table: every strategy's
 // overhead at 80/60/40/25% of the store-all peak and at the optimal strategy's least budget ("—"
-// where the strategy cannot meet it). Markdown output.
+// where the strategy cannot meet it). With --gap N it measures instead what the two-level DP (the
+// approximation for chains longer than PlanOptions::max_exact_blocks) loses against the exact DP,
+// on random chains of N ops (seeds 1..--seeds) at 80/60/40/25% and at the exact least budget.
+// Markdown output.
 #include <fmt/format.h>
 #include <sys/resource.h>
 
@@ -32,6 +35,8 @@ struct BenchOptions {
   int runs = 5;
   bool quality = true;
   bool synthetic_chain = true;
+  int gap_ops = 0;  // > 0: the two-level DP's gap on random chains of this many ops
+  int gap_seeds = 5;
   std::vector<std::string> graph_paths;
 };
 
@@ -55,8 +60,8 @@ long peak_rss_kib() {
 
 // A chain of `ops` ops with random sizes (1..64 MiB) and times (10..500 us); linear-like ops save
 // their input, activation-like ops their output, as in a real network.
-TrainingGraph synthetic_chain(int ops) {
-  std::mt19937 rng(2026);
+TrainingGraph synthetic_chain(int ops, unsigned seed = 2026) {
+  std::mt19937 rng(seed);
   std::uniform_int_distribution<std::int64_t> mib(1, 64);
   std::uniform_real_distribution<double> us(10, 500);
   GraphBuilder b(fmt::format("chain{}", ops));
@@ -150,7 +155,65 @@ void quality_table(const std::string& label, const TrainingGraph& graph) {
   }
 }
 
+// The two-level DP against the exact DP on random chains: overheads, the gap (extra compute
+// time of the two-level plan over the exact plan) and the solve times.
+int gap_table(const BenchOptions& options) {
+  fmt::print(
+      "Two-level DP vs exact DP on random {}-op chains (blocks = ops)\n\n"
+      "| seed | budget | exact overhead | two-level overhead | gap | exact (ms) | two-level (ms) |\n"
+      "|---|---|---|---|---|---|---|\n",
+      options.gap_ops);
+  double worst = 0, sum = 0;
+  int count = 0, zero = 0;
+  for (int seed = 1; seed <= options.gap_seeds; ++seed) {
+    const TrainingGraph graph = synthetic_chain(options.gap_ops, static_cast<unsigned>(seed));
+    const std::int64_t store_all = simulate(graph, store_all_schedule(graph)).peak_bytes;
+    PlanOptions exact;
+    exact.max_exact_blocks = 2048;
+    PlanOptions two_level;
+    two_level.max_exact_blocks = 0;
+    exact.budget_bytes = 0;
+    const std::int64_t least = plan(graph, exact).min_feasible_bytes;
+    std::vector<std::pair<std::string, std::int64_t>> budgets;
+    for (int percent : {80, 60, 40, 25}) {
+      if (store_all * percent / 100 >= least) {
+        budgets.emplace_back(fmt::format("{}%", percent), store_all * percent / 100);
+      }
+    }
+    budgets.emplace_back(fmt::format("least ({:.1f}%)", 100.0 * static_cast<double>(least) /
+                                                            static_cast<double>(store_all)),
+                         least);
+    for (const auto& [name, budget] : budgets) {
+      exact.budget_bytes = two_level.budget_bytes = budget;
+      Plan a, b;
+      const double exact_ms = elapsed_ms([&] { a = plan(graph, exact); });
+      const double two_level_ms = elapsed_ms([&] { b = plan(graph, two_level); });
+      if (!a.exact || b.exact) {
+        throw Error(ErrorKind::kUsage, "ckpt-bench --gap: the chain did not get both solvers");
+      }
+      std::string gap = "infeasible";
+      if (b.feasible) {
+        const double g = b.compute_time_us / a.compute_time_us - 1;
+        worst = std::max(worst, g);
+        sum += g;
+        ++count;
+        zero += g <= 1e-12;
+        gap = fmt::format("{:+.2f}%", 100 * g);
+      }
+      fmt::print("| {} | {} | {:+.1f}% | {} | {} | {:.0f} | {:.0f} |\n", seed, name,
+                 100 * a.overhead(),
+                 b.feasible ? fmt::format("{:+.1f}%", 100 * b.overhead()) : std::string("—"), gap,
+                 exact_ms, two_level_ms);
+      std::fflush(stdout);
+    }
+  }
+  fmt::print("\nGap over {} feasible budgets: worst {:+.2f}%, mean {:+.2f}%, none at {}.\n", count,
+             100 * worst, count > 0 ? 100 * sum / count : 0.0, zero);
+  return 0;
+}
+
 int run(const BenchOptions& options) {
+  if (options.gap_ops > 0) return gap_table(options);
   std::vector<std::pair<std::string, TrainingGraph>> graphs;
   for (const std::string& path : options.graph_paths) {
     const std::size_t slash = path.find_last_of('/');
@@ -179,10 +242,15 @@ BenchOptions parse(int argc, char** argv) {
       options.runs = std::max(1, std::atoi(argv[++i]));
     } else if (arg == "--no-quality") {
       options.quality = false;
+    } else if (arg == "--gap" && i + 1 < argc) {
+      options.gap_ops = std::max(1, std::atoi(argv[++i]));
+    } else if (arg == "--seeds" && i + 1 < argc) {
+      options.gap_seeds = std::max(1, std::atoi(argv[++i]));
     } else if (arg == "--no-chain") {
       options.synthetic_chain = false;
     } else if (arg == "--help" || arg == "-h") {
-      fmt::print("usage: ckpt-bench [--runs N] [--no-quality] [--no-chain] GRAPH.json...\n");
+      fmt::print("usage: ckpt-bench [--runs N] [--no-quality] [--no-chain] GRAPH.json...\n"
+                 "       ckpt-bench --gap OPS [--seeds N]\n");
       std::exit(0);
     } else {
       options.graph_paths.emplace_back(arg);

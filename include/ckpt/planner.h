@@ -44,6 +44,11 @@ struct PlanOptions {
   // modes) is searched greedily (docs/algorithms.md; the plan then has exact = false and its
   // note bounds what an exhaustive search could save). 0..24.
   int max_exhaustive_block_values = 16;
+  // kOptimal: chains of up to this many blocks are solved by the exact DP, longer ones by the
+  // two-level DP (docs/algorithms.md, "Exact and approximate"; the plan then has exact = false).
+  // The exact DP's time grows as the cube of the blocks. 0..2048 (chains of up to 3 blocks are
+  // always solved exactly).
+  int max_exact_blocks = 96;
   // Called with one line of progress on long solves (ckpt-plan --verbose); may be empty.
   std::function<void(std::string_view)> progress;
 };
