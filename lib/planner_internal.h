@@ -221,6 +221,11 @@ std::vector<BlockSummary> summarize_blocks(const TrainingGraph& graph, const Cha
 // Keeps only what no recomputation can rebuild: recursively sweeps to the last block of every
 // range and recomputes the rest from the range's input (quadratic time, least memory).
 Tree memory_minimal_tree(const ChainModel& model);
+
+// A tree of the whole class with the least peak (planner_least.cc): the two-level DP's plans are
+// compared with it, so that the least budget a plan reports is the class's even on long chains.
+// Root -1 when the class has no tree. O(n^3) time, O(n^2) memory.
+Tree least_peak_tree(const ChainModel& model);
 // Checkpoints the input of each segment (ascending first blocks, starting at 0), stores
 // everything inside a segment while it is recomputed; the last segment is never recomputed, and
 // neither is a segment whose recomputation would repeat a side effect.

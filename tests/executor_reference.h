@@ -4,6 +4,8 @@
 // from the seed the executor reports for each dropout op.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -61,7 +63,7 @@ inline double mlp_reference_loss(const MlpOptions& o, const NamedTensors& p, con
   Tensor h = x;
   std::int64_t width = o.input_features;
   for (std::size_t l = 0; l < o.hidden_features.size(); ++l) {
-    const std::string name = "fc" + std::to_string(l);
+    const std::string name = fmt::format("fc{}", l);
     const std::int64_t out = o.hidden_features[l];
     h = ref_linear(h, p.at(name + ".weight"), &p.at(name + ".bias"), o.batch, width, out);
     for (double& v : h) v = std::max(v, 0.0);
@@ -105,7 +107,7 @@ inline double gpt2_reference_loss(const Gpt2Options& o, const NamedTensors& p,
   }
   ref_dropout(x, o.dropout, o.dropout > 0 ? seed_of("embedding.dropout") : 0);
   for (std::int64_t l = 0; l < o.layers; ++l) {
-    const std::string n = "h" + std::to_string(l);
+    const std::string n = fmt::format("h{}", l);
     auto P = [&](const std::string& suffix) -> const Tensor& { return p.at(n + suffix); };
     const Tensor a = ref_layernorm(x, P(".ln_1.weight"), P(".ln_1.bias"), rows, C, o.layernorm_eps);
     const Tensor qkv =

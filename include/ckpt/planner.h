@@ -18,6 +18,7 @@
 
 namespace ckpt {
 
+// A planner: the optimal DP, or one of the baselines it is compared with (docs/algorithms.md).
 enum class Strategy : std::uint8_t {
   kOptimal,        // exact DP: least compute under the budget
   kStoreAll,       // plain backpropagation, no recompute
@@ -70,7 +71,10 @@ struct Plan {
   bool exact = true;      // false when an approximation was used (see note)
   std::int64_t budget_bytes = 0;
   std::int64_t peak_bytes = 0;  // simulated peak of `schedule`
-  // The least budget this strategy can meet on this graph.
+  // The least budget this strategy can meet on this graph. For an optimal plan by the two-level
+  // DP (a chain of more than 300 blocks) that meets its budget, the least of the sub-class it
+  // searched and of the baselines, which can be higher; when the budget is not met, always the
+  // least of the whole class (docs/algorithms.md, "Exact and approximate").
   std::int64_t min_feasible_bytes = 0;
   double compute_time_us = 0;
   double baseline_time_us = 0;  // store-all's compute time

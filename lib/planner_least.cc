@@ -1,0 +1,157 @@
+// The least-peak tree of the whole class, for chains the frontier DP solves only approximately
+// (the two-level DP): a DP over the same sub-problems C(s, t, hold) and the same options, but
+// keeping one number per sub-problem (its least peak) instead of a frontier. Its options combine
+// sub-peaks by max and +, which are monotone, so the least peak of every sub-problem is exact;
+// among options of equal peak the one whose tree is cheaper is kept (a tie-break, not an
+// optimum of time). O(n^2) sub-problems with O(M + n) options each, every option O(1).
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "planner_internal.h"
+
+namespace ckpt::planning {
+
+namespace {
+
+constexpr std::int64_t kNone = std::numeric_limits<std::int64_t>::max();
+
+struct Least {
+  std::int64_t peak = kNone;  // kNone: no tree of the class
+  double time_us = 0;
+  // >= 0: kAll with this mode; < 0: kCheckpoint with split -choice (a split is always >= 1).
+  std::int32_t choice = 0;
+};
+
+class LeastPeakDp {
+ public:
+  explicit LeastPeakDp(const ChainModel& model)
+      : model_(model),
+        n_(model.num_blocks()),
+        table_(2 * static_cast<std::size_t>(n_) * static_cast<std::size_t>(n_)),
+        later_(static_cast<std::size_t>(n_) * static_cast<std::size_t>(n_)) {
+    // The forward-without-saving pieces, compact (the DP's inner loop reads one per split).
+    for (int variant = 0; variant < 4; ++variant) {
+      const bool first = variant >= 2;
+      const int consume = variant % 2;
+      for (const BlockModel& block : model.blocks) {
+        const Piece& piece = first ? block.no_save_first[consume] : block.no_save_rerun[consume];
+        sweep_[static_cast<std::size_t>(variant)].push_back(
+            {piece.valid, piece.peak_bytes, piece.time_us});
+      }
+    }
+    for (int length = 0; length < n_; ++length) {
+      for (int s = 0; s + length < n_; ++s) {
+        for (bool hold : {false, true}) solve(s, s + length, hold);
+      }
+    }
+  }
+
+  Tree tree() const {
+    Tree tree;
+    if (n_ == 0 || at(false, 0, n_ - 1).peak == kNone) return tree;
+    tree.root = build(tree, false, 0, n_ - 1);
+    return tree;
+  }
+
+ private:
+  const Least& at(bool hold, int s, int t) const { return table_[index(hold, s, t)]; }
+  std::size_t index(bool hold, int s, int t) const {
+    return (static_cast<std::size_t>(hold) * static_cast<std::size_t>(n_) +
+            static_cast<std::size_t>(s)) *
+               static_cast<std::size_t>(n_) +
+           static_cast<std::size_t>(t);
+  }
+
+  static void offer(Least& best, std::int64_t peak, double time_us, std::int32_t choice) {
+    if (peak < best.peak || (peak == best.peak && time_us < best.time_us)) {
+      best = {peak, time_us, choice};
+    }
+  }
+
+  void solve(int s, int t, bool hold) {
+    Least best;
+    const BlockModel& block = model_.blocks[static_cast<std::size_t>(s)];
+    for (int mode = 0; mode < static_cast<int>(block.modes.size()); ++mode) {
+      const AllTerms terms = all_terms(model_, s, t, hold, mode);
+      if (!terms.valid) continue;
+      std::int64_t peak = std::max(terms.before_peak, terms.after_peak);
+      double time_us = terms.time_us;
+      if (s < t) {
+        const Least& sub = at(terms.sub_hold, s + 1, t);
+        if (sub.peak == kNone) continue;
+        peak = std::max(peak, add_bytes(sub.peak, terms.held_bytes));
+        time_us += sub.time_us;
+      }
+      offer(best, peak, time_us, mode);
+    }
+    // kCheckpoint(s, split): the sweep over s..split-1 grows one block per split (the figures of
+    // sweep_terms, accumulated).
+    const bool first = t + 1 == n_;
+    const std::int64_t gradients = model_.blocks[static_cast<std::size_t>(t)].gradients_in_bytes;
+    const std::int64_t input = block.input_bytes;
+    std::int64_t sweep_peak = kNoPeak;
+    double sweep_time = 0;
+    // C(split, t, false) for every split, contiguous: the column of t in later_.
+    const Least* later_column = &later_[static_cast<std::size_t>(t) * static_cast<std::size_t>(n_)];
+    const Least* earlier_row = &table_[index(hold, s, s)];
+    for (int split = s + 1; split <= t; ++split) {
+      const int k = split - 1;
+      const SweepPiece& piece =
+          sweep_[static_cast<std::size_t>(first) * 2 + (k > s ? 1 : 0)][static_cast<std::size_t>(k)];
+      if (!piece.valid) break;
+      sweep_peak =
+          std::max(sweep_peak, add_bytes(piece.peak, k > s ? gradients + input : gradients));
+      // The sweep's peak only grows with the split: no later split can do better.
+      if (sweep_peak > best.peak) break;
+      sweep_time += piece.time_us;
+      const Least& later = later_column[split];
+      const Least& earlier = earlier_row[k - s];
+      if (later.peak == kNone || earlier.peak == kNone) continue;
+      const std::int64_t peak = std::max({sweep_peak, add_bytes(later.peak, input), earlier.peak});
+      if (peak > best.peak) continue;
+      offer(best, peak, sweep_time + later.time_us + earlier.time_us, -split);
+    }
+    table_[index(hold, s, t)] = best;
+    if (!hold) later_[static_cast<std::size_t>(t) * static_cast<std::size_t>(n_) + s] = best;
+  }
+
+  int build(Tree& tree, bool hold, int s, int t) const {
+    const Least& best = at(hold, s, t);
+    TreeNode node{.s = s, .t = t, .hold = hold};
+    if (best.choice >= 0) {
+      node.kind = TreeNode::Kind::kAll;
+      node.mode = best.choice;
+      if (s < t) {
+        const AllTerms terms = all_terms(model_, s, t, hold, node.mode);
+        node.first = build(tree, terms.sub_hold, s + 1, t);
+      }
+    } else {
+      node.kind = TreeNode::Kind::kCheckpoint;
+      node.split = -best.choice;
+      node.first = build(tree, false, node.split, t);
+      node.second = build(tree, hold, s, node.split - 1);
+    }
+    tree.nodes.push_back(node);
+    return static_cast<int>(tree.nodes.size()) - 1;
+  }
+
+  struct SweepPiece {
+    bool valid = false;
+    std::int64_t peak = kNoPeak;
+    double time_us = 0;
+  };
+
+  const ChainModel& model_;
+  int n_;
+  std::vector<SweepPiece> sweep_[4];  // by 2 * first run + consume input, then block
+  std::vector<Least> table_;  // by (hold, s, t), t fastest
+  std::vector<Least> later_;  // C(s, t, false) again, by (t, s), s fastest
+};
+
+}  // namespace
+
+Tree least_peak_tree(const ChainModel& model) { return LeastPeakDp(model).tree(); }
+
+}  // namespace ckpt::planning
