@@ -274,27 +274,24 @@ struct OptimalSolve {
   planning::DpOptions dp_options;
   std::vector<Tree> baselines;
   std::int64_t least_bytes = 0;  // over the DP, the baselines and store-all
-  bool has_least_peak_tree = false;  // two-level only: the class's least-peak tree is a baseline
+  // Two-level only, once computed: the class's least peak, and trees for budgets near it.
+  std::optional<planning::LeastPeakSolver> least_peak;
   // Greedy mode search only: the DP over the relaxed model, a lower bound of the exhaustive one.
   std::optional<ChainModel> relaxed_model;
   std::optional<ChainDp> relaxed_dp;
 };
 
 // The two-level DP's sub-class need not reach the class's least peak. The least-peak DP
-// (planning::least_peak_tree, O(n^3) with small constants: ~0.1 s at 300 blocks, ~1.5 s at 1000)
+// (planning::LeastPeakSolver, O(n^3) with small constants: ~0.1 s at 300 blocks, ~1.5 s at 1000)
 // finds it; it runs with every two-level solve up to this many blocks, and above it only when a
 // budget is below everything else's least peak (so an infeasible budget still reports the true
 // minimum, and a budget between the two gets a plan).
 constexpr int kLeastPeakAlwaysBlocks = 300;
 
-void add_least_peak_tree(const Setup& setup, OptimalSolve& solve) {
-  if (solve.has_least_peak_tree) return;
-  solve.has_least_peak_tree = true;
-  Tree tree = planning::least_peak_tree(setup.model);
-  const planning::TreeValue value = planning::evaluate_tree(setup.model, tree);
-  if (!value.valid) return;
-  solve.least_bytes = std::min(solve.least_bytes, value.peak_bytes);
-  solve.baselines.push_back(std::move(tree));
+void solve_least_peak(const Setup& setup, OptimalSolve& solve) {
+  if (solve.least_peak) return;
+  solve.least_peak.emplace(setup.model);
+  solve.least_bytes = std::min(solve.least_bytes, solve.least_peak->least_peak());
 }
 
 OptimalSolve solve_optimal(const Setup& setup, const PlanOptions& options, std::int64_t cap_bytes) {
@@ -310,7 +307,7 @@ OptimalSolve solve_optimal(const Setup& setup, const PlanOptions& options, std::
     if (value.valid) solve.least_bytes = std::min(solve.least_bytes, value.peak_bytes);
   }
   if (solve.dp->two_level() && setup.model.num_blocks() <= kLeastPeakAlwaysBlocks) {
-    add_least_peak_tree(setup, solve);
+    solve_least_peak(setup, solve);
   }
   return solve;
 }
@@ -347,7 +344,7 @@ void plan_optimal_from(const TrainingGraph& graph, const PlanOptions& options, c
   if (solve.dp->two_level()) append_note(result.note, two_level_note(model, *solve.dp));
   append_note(result.note, approximation_note(model, options.max_exhaustive_block_values));
   if (solve.dp->two_level() && options.budget_bytes < solve.least_bytes) {
-    add_least_peak_tree(setup, solve);
+    solve_least_peak(setup, solve);
   }
   result.min_feasible_bytes = solve.least_bytes;
   // Nothing beats plain backpropagation's time.
@@ -366,6 +363,7 @@ void plan_optimal_from(const TrainingGraph& graph, const PlanOptions& options, c
     trees.front() = solve.dp->reconstruct(dp_least);
   }
   trees.insert(trees.end(), solve.baselines.begin(), solve.baselines.end());
+  if (solve.least_peak) trees.push_back(solve.least_peak->tree(options.budget_bytes));
   if (options.progress) {
     options.progress(fmt::format("planner: DP kept {} frontier points; emitting the plan",
                                  solve.dp->stored_points()));
@@ -574,7 +572,7 @@ std::vector<FrontierPoint> pareto_frontier(const TrainingGraph& graph, const Pla
     }
     if (dp.two_level()) {
       std::vector<Tree> trees = baseline_trees(one.model);
-      trees.push_back(planning::least_peak_tree(one.model));
+      trees.push_back(planning::LeastPeakSolver(one.model).tree(0));
       for (const Tree& tree : trees) {
         const planning::TreeValue value = planning::evaluate_tree(one.model, tree);
         if (value.valid) candidates.push_back({value.peak_bytes, value.time_us});

@@ -222,10 +222,22 @@ std::vector<BlockSummary> summarize_blocks(const TrainingGraph& graph, const Cha
 // range and recomputes the rest from the range's input (quadratic time, least memory).
 Tree memory_minimal_tree(const ChainModel& model);
 
-// A tree of the whole class with the least peak (planner_least.cc): the two-level DP's plans are
-// compared with it, so that the least budget a plan reports is the class's even on long chains.
-// Root -1 when the class has no tree. O(n^3) time, O(n^2) memory.
-Tree least_peak_tree(const ChainModel& model);
+// The least peak of the whole class and trees that fit a budget (planner_least.cc), for chains
+// the two-level DP solves: so that the least budget a plan reports is the class's, and budgets
+// below the sub-class's least get a plan. O(n^3) time and O(n^2) memory to build; a tree is
+// O(n^2). least_peak() is INT64_MAX when the class has no tree (tree() then has root -1).
+class LeastPeakSolver {
+ public:
+  explicit LeastPeakSolver(const ChainModel& model);
+  std::int64_t least_peak() const;
+  // A tree whose peak is at most max(budget_bytes, least_peak()), chosen greedily top-down by
+  // estimated time; never costlier than the least-peak tree itself.
+  Tree tree(std::int64_t budget_bytes) const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<const Impl> impl_;
+};
 // Checkpoints the input of each segment (ascending first blocks, starting at 0), stores
 // everything inside a segment while it is recomputed; the last segment is never recomputed, and
 // neither is a segment whose recomputation would repeat a side effect.

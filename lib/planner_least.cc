@@ -1,12 +1,20 @@
-// The least-peak tree of the whole class, for chains the frontier DP solves only approximately
-// (the two-level DP): a DP over the same sub-problems C(s, t, hold) and the same options, but
-// keeping one number per sub-problem (its least peak) instead of a frontier. Its options combine
-// sub-peaks by max and +, which are monotone, so the least peak of every sub-problem is exact;
-// among options of equal peak the one whose tree is cheaper is kept (a tie-break, not an
-// optimum of time). O(n^2) sub-problems with O(M + n) options each, every option O(1).
+// The least peak of the whole class, for chains the frontier DP solves only approximately (the
+// two-level DP): a DP over the same sub-problems C(s, t, hold) and the same options, but keeping
+// one number per sub-problem (its least peak, M) instead of a frontier. Its options combine
+// sub-peaks by max and +, which are monotone, so every M is exact; among options of equal peak
+// the cheaper tree is kept, and T is that tree's time. O(n^2) sub-problems with O(M + n) options
+// each, every option O(1).
+//
+// A tree for a budget B >= M(root) is then built top-down: at each sub-problem, among the options
+// whose peak (from the sub-problems' M) fits what is left of B, the one with the least estimated
+// time (its own time plus the sub-problems' T) is taken, and each sub-problem gets the bytes the
+// option leaves it. The least-peak option always fits with estimate T, and by induction a
+// sub-problem built this way never costs more than its estimate, so the tree costs at most
+// T(root): the least-peak tree's time, usually much less when B leaves slack.
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "planner_internal.h"
@@ -48,10 +56,12 @@ class LeastPeakDp {
     }
   }
 
-  Tree tree() const {
+  std::int64_t least_peak() const { return n_ == 0 ? kNone : at(false, 0, n_ - 1).peak; }
+
+  Tree tree(std::int64_t budget_bytes) const {
     Tree tree;
-    if (n_ == 0 || at(false, 0, n_ - 1).peak == kNone) return tree;
-    tree.root = build(tree, false, 0, n_ - 1);
+    if (least_peak() == kNone) return tree;
+    tree.root = build(tree, false, 0, n_ - 1, std::max(budget_bytes, least_peak()));
     return tree;
   }
 
@@ -117,21 +127,68 @@ class LeastPeakDp {
     if (!hold) later_[static_cast<std::size_t>(t) * static_cast<std::size_t>(n_) + s] = best;
   }
 
-  int build(Tree& tree, bool hold, int s, int t) const {
-    const Least& best = at(hold, s, t);
+  // The option of C(s, t, hold) to build under `budget` (>= its M): the least estimated time
+  // among those whose peak, from the sub-problems' least peaks, fits.
+  struct Pick {
+    std::int32_t choice = 0;
+    double estimate = std::numeric_limits<double>::infinity();
+  };
+  Pick pick(bool hold, int s, int t, std::int64_t budget) const {
+    Pick best;
+    const BlockModel& block = model_.blocks[static_cast<std::size_t>(s)];
+    for (int mode = 0; mode < static_cast<int>(block.modes.size()); ++mode) {
+      const AllTerms terms = all_terms(model_, s, t, hold, mode);
+      if (!terms.valid) continue;
+      std::int64_t peak = std::max(terms.before_peak, terms.after_peak);
+      double estimate = terms.time_us;
+      if (s < t) {
+        const Least& sub = at(terms.sub_hold, s + 1, t);
+        if (sub.peak == kNone) continue;
+        peak = std::max(peak, add_bytes(sub.peak, terms.held_bytes));
+        estimate += sub.time_us;
+      }
+      if (peak <= budget && estimate < best.estimate) best = {mode, estimate};
+    }
+    const bool first = t + 1 == n_;
+    const std::int64_t gradients = model_.blocks[static_cast<std::size_t>(t)].gradients_in_bytes;
+    const std::int64_t input = block.input_bytes;
+    std::int64_t sweep_peak = kNoPeak;
+    double sweep_time = 0;
+    for (int split = s + 1; split <= t; ++split) {
+      const int k = split - 1;
+      const SweepPiece& piece =
+          sweep_[static_cast<std::size_t>(first) * 2 + (k > s ? 1 : 0)][static_cast<std::size_t>(k)];
+      if (!piece.valid) break;
+      sweep_peak =
+          std::max(sweep_peak, add_bytes(piece.peak, k > s ? gradients + input : gradients));
+      if (sweep_peak > budget) break;
+      sweep_time += piece.time_us;
+      const Least& later = at(false, split, t);
+      const Least& earlier = at(hold, s, split - 1);
+      if (later.peak == kNone || earlier.peak == kNone) continue;
+      const std::int64_t peak = std::max({sweep_peak, add_bytes(later.peak, input), earlier.peak});
+      const double estimate = sweep_time + later.time_us + earlier.time_us;
+      if (peak <= budget && estimate < best.estimate) best = {-split, estimate};
+    }
+    return best;
+  }
+
+  int build(Tree& tree, bool hold, int s, int t, std::int64_t budget) const {
+    const Pick chosen = pick(hold, s, t, budget);
     TreeNode node{.s = s, .t = t, .hold = hold};
-    if (best.choice >= 0) {
+    if (chosen.choice >= 0) {
       node.kind = TreeNode::Kind::kAll;
-      node.mode = best.choice;
+      node.mode = chosen.choice;
       if (s < t) {
         const AllTerms terms = all_terms(model_, s, t, hold, node.mode);
-        node.first = build(tree, terms.sub_hold, s + 1, t);
+        node.first = build(tree, terms.sub_hold, s + 1, t, budget - terms.held_bytes);
       }
     } else {
       node.kind = TreeNode::Kind::kCheckpoint;
-      node.split = -best.choice;
-      node.first = build(tree, false, node.split, t);
-      node.second = build(tree, hold, s, node.split - 1);
+      node.split = -chosen.choice;
+      node.first = build(tree, false, node.split, t,
+                         budget - model_.blocks[static_cast<std::size_t>(s)].input_bytes);
+      node.second = build(tree, hold, s, node.split - 1, budget);
     }
     tree.nodes.push_back(node);
     return static_cast<int>(tree.nodes.size()) - 1;
@@ -152,6 +209,15 @@ class LeastPeakDp {
 
 }  // namespace
 
-Tree least_peak_tree(const ChainModel& model) { return LeastPeakDp(model).tree(); }
+struct LeastPeakSolver::Impl {
+  explicit Impl(const ChainModel& model) : dp(model) {}
+  LeastPeakDp dp;
+};
+
+LeastPeakSolver::LeastPeakSolver(const ChainModel& model) : impl_(std::make_shared<Impl>(model)) {}
+
+std::int64_t LeastPeakSolver::least_peak() const { return impl_->dp.least_peak(); }
+
+Tree LeastPeakSolver::tree(std::int64_t budget_bytes) const { return impl_->dp.tree(budget_bytes); }
 
 }  // namespace ckpt::planning

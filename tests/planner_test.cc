@@ -330,21 +330,26 @@ TEST(PlannerTest, ApproximateModeSearchStaysValidAndNoWorseThanBaselines) {
   EXPECT_GT(approximate, 10);
 }
 
+// A random chain of `ops` single-op blocks without in-place ops, views or side effects.
+TrainingGraph plain_chain(std::mt19937& rng, int ops) {
+  testing::RandomGraphOptions options;
+  options.num_ops = ops;
+  options.chain = true;
+  options.in_place_probability = 0;
+  options.view_probability = 0;
+  options.side_effect_probability = 0;
+  return testing::random_training_graph(rng, options);
+}
+
 // max_exact_blocks moves the line between the exact and the two-level DP: on chains of 40 to 65
 // blocks the two-level plan is valid, marked approximate, never cheaper than the exact one, and
 // the least budget is the same, met by the two-level plan too (the least-peak DP,
-// planning::least_peak_tree).
+// planning::LeastPeakSolver).
 TEST(PlannerTest, MaxExactBlocksChoosesTheDp) {
   std::mt19937 rng(21);
   for (int graph = 0; graph < 6; ++graph) {
     SCOPED_TRACE(graph);
-    testing::RandomGraphOptions options;
-    options.num_ops = 40 + 5 * graph;
-    options.chain = true;
-    options.in_place_probability = 0;
-    options.view_probability = 0;
-    options.side_effect_probability = 0;
-    const TrainingGraph g = testing::random_training_graph(rng, options);
+    const TrainingGraph g = plain_chain(rng, 40 + 5 * graph);
     const std::int64_t store_all = simulate(g, store_all_schedule(g)).peak_bytes;
     for (int percent : {0, 30, 60, 90}) {
       PlanOptions exact;
@@ -376,13 +381,7 @@ TEST(PlannerTest, MaxExactBlocksChoosesTheDp) {
 TEST(PlannerTest, LongChainUsesTheTwoLevelDp) {
   // 200 single-op blocks: more than the single-level DP takes.
   std::mt19937 rng(8);
-  testing::RandomGraphOptions options;
-  options.num_ops = 200;
-  options.chain = true;
-  options.in_place_probability = 0;
-  options.view_probability = 0;
-  options.side_effect_probability = 0;
-  const TrainingGraph g = testing::random_training_graph(rng, options);
+  const TrainingGraph g = plain_chain(rng, 200);
   const std::int64_t store_all = simulate(g, store_all_schedule(g)).peak_bytes;
   for (int percent : {20, 50, 80}) {
     const std::int64_t budget = store_all * percent / 100;
