@@ -381,15 +381,6 @@ void plan_optimal_from(const TrainingGraph& graph, const PlanOptions& options, c
   }
 }
 
-void plan_optimal(const TrainingGraph& graph, const PlanOptions& options, const Setup& setup,
-                  Plan& result) {
-  // At or above the store-all peak the DP only has to find the least budget (cap -2: no points).
-  const std::int64_t cap =
-      options.budget_bytes >= setup.store_all_result.peak_bytes ? -2 : options.budget_bytes;
-  OptimalSolve solve = solve_optimal(setup, options, cap);
-  plan_optimal_from(graph, options, setup, solve, result);
-}
-
 void plan_baseline(const TrainingGraph& graph, const PlanOptions& options, const Setup& setup,
                    Plan& result) {
   const ChainModel& model = setup.model;
@@ -475,30 +466,8 @@ const std::vector<Strategy>& all_strategies() {
 }
 
 Plan plan(const TrainingGraph& graph, const PlanOptions& options) {
-  const auto start = std::chrono::steady_clock::now();
-  check_options(options);
-  Plan result = empty_plan(graph, options);
-  const Setup setup = prepare(graph, options, /*all_modes=*/options.strategy == Strategy::kOptimal);
-  switch (options.strategy) {
-    case Strategy::kOptimal:
-      plan_optimal(graph, options, setup, result);
-      if (const std::optional<Setup> earliest = prepare_earliest(graph, options, setup)) {
-        Plan other = empty_plan(graph, options);
-        plan_optimal(graph, options, *earliest, other);
-        result = better_plan(std::move(result), std::move(other));
-      }
-      break;
-    case Strategy::kStoreAll:
-      finish_store_all(graph, setup, result);
-      result.min_feasible_bytes = result.peak_bytes;
-      break;
-    default:
-      plan_baseline(graph, options, setup, result);
-      break;
-  }
-  result.feasible = result.peak_bytes <= result.budget_bytes;
-  result.plan_ms = elapsed_ms(start);
-  return result;
+  // One budget is a sweep of one: the same DP, capped at the budget.
+  return plan_sweep(graph, options, {options.budget_bytes}).front();
 }
 
 std::vector<Plan> plan_sweep(const TrainingGraph& graph, const PlanOptions& options,

@@ -74,14 +74,12 @@ class LeastPeakDp {
            static_cast<std::size_t>(t);
   }
 
-  static void offer(Least& best, std::int64_t peak, double time_us, std::int32_t choice) {
-    if (peak < best.peak || (peak == best.peak && time_us < best.time_us)) {
-      best = {peak, time_us, choice};
-    }
-  }
-
-  void solve(int s, int t, bool hold) {
-    Least best;
+  // Calls visit(choice, peak, time) for every option of C(s, t, hold) with the sub-problems'
+  // least peaks and their trees' times; choice >= 0 is kAll with that mode, < 0 kCheckpoint with
+  // split -choice. Splits stop once the sweep alone peaks above bound() (it only grows with the
+  // split).
+  template <typename Bound, typename Visit>
+  void for_each_option(bool hold, int s, int t, const Bound& bound, const Visit& visit) const {
     const BlockModel& block = model_.blocks[static_cast<std::size_t>(s)];
     for (int mode = 0; mode < static_cast<int>(block.modes.size()); ++mode) {
       const AllTerms terms = all_terms(model_, s, t, hold, mode);
@@ -94,7 +92,7 @@ class LeastPeakDp {
         peak = std::max(peak, add_bytes(sub.peak, terms.held_bytes));
         time_us += sub.time_us;
       }
-      offer(best, peak, time_us, mode);
+      visit(mode, peak, time_us);
     }
     // kCheckpoint(s, split): the sweep over s..split-1 grows one block per split (the figures of
     // sweep_terms, accumulated).
@@ -113,79 +111,58 @@ class LeastPeakDp {
       if (!piece.valid) break;
       sweep_peak =
           std::max(sweep_peak, add_bytes(piece.peak, k > s ? gradients + input : gradients));
-      // The sweep's peak only grows with the split: no later split can do better.
-      if (sweep_peak > best.peak) break;
+      if (sweep_peak > bound()) break;
       sweep_time += piece.time_us;
       const Least& later = later_column[split];
       const Least& earlier = earlier_row[k - s];
       if (later.peak == kNone || earlier.peak == kNone) continue;
-      const std::int64_t peak = std::max({sweep_peak, add_bytes(later.peak, input), earlier.peak});
-      if (peak > best.peak) continue;
-      offer(best, peak, sweep_time + later.time_us + earlier.time_us, -split);
+      visit(-split, std::max({sweep_peak, add_bytes(later.peak, input), earlier.peak}),
+            sweep_time + later.time_us + earlier.time_us);
     }
+  }
+
+  void solve(int s, int t, bool hold) {
+    Least best;
+    for_each_option(
+        hold, s, t, [&] { return best.peak; },
+        [&](std::int32_t choice, std::int64_t peak, double time_us) {
+          if (peak < best.peak || (peak == best.peak && time_us < best.time_us)) {
+            best = {peak, time_us, choice};
+          }
+        });
     table_[index(hold, s, t)] = best;
     if (!hold) later_[static_cast<std::size_t>(t) * static_cast<std::size_t>(n_) + s] = best;
   }
 
   // The option of C(s, t, hold) to build under `budget` (>= its M): the least estimated time
   // among those whose peak, from the sub-problems' least peaks, fits.
-  struct Pick {
+  std::int32_t pick(bool hold, int s, int t, std::int64_t budget) const {
     std::int32_t choice = 0;
     double estimate = std::numeric_limits<double>::infinity();
-  };
-  Pick pick(bool hold, int s, int t, std::int64_t budget) const {
-    Pick best;
-    const BlockModel& block = model_.blocks[static_cast<std::size_t>(s)];
-    for (int mode = 0; mode < static_cast<int>(block.modes.size()); ++mode) {
-      const AllTerms terms = all_terms(model_, s, t, hold, mode);
-      if (!terms.valid) continue;
-      std::int64_t peak = std::max(terms.before_peak, terms.after_peak);
-      double estimate = terms.time_us;
-      if (s < t) {
-        const Least& sub = at(terms.sub_hold, s + 1, t);
-        if (sub.peak == kNone) continue;
-        peak = std::max(peak, add_bytes(sub.peak, terms.held_bytes));
-        estimate += sub.time_us;
-      }
-      if (peak <= budget && estimate < best.estimate) best = {mode, estimate};
-    }
-    const bool first = t + 1 == n_;
-    const std::int64_t gradients = model_.blocks[static_cast<std::size_t>(t)].gradients_in_bytes;
-    const std::int64_t input = block.input_bytes;
-    std::int64_t sweep_peak = kNoPeak;
-    double sweep_time = 0;
-    for (int split = s + 1; split <= t; ++split) {
-      const int k = split - 1;
-      const SweepPiece& piece =
-          sweep_[static_cast<std::size_t>(first) * 2 + (k > s ? 1 : 0)][static_cast<std::size_t>(k)];
-      if (!piece.valid) break;
-      sweep_peak =
-          std::max(sweep_peak, add_bytes(piece.peak, k > s ? gradients + input : gradients));
-      if (sweep_peak > budget) break;
-      sweep_time += piece.time_us;
-      const Least& later = at(false, split, t);
-      const Least& earlier = at(hold, s, split - 1);
-      if (later.peak == kNone || earlier.peak == kNone) continue;
-      const std::int64_t peak = std::max({sweep_peak, add_bytes(later.peak, input), earlier.peak});
-      const double estimate = sweep_time + later.time_us + earlier.time_us;
-      if (peak <= budget && estimate < best.estimate) best = {-split, estimate};
-    }
-    return best;
+    for_each_option(
+        hold, s, t, [&] { return budget; },
+        [&](std::int32_t option, std::int64_t peak, double time_us) {
+          if (peak <= budget && time_us < estimate) {
+            choice = option;
+            estimate = time_us;
+          }
+        });
+    return choice;
   }
 
   int build(Tree& tree, bool hold, int s, int t, std::int64_t budget) const {
-    const Pick chosen = pick(hold, s, t, budget);
+    const std::int32_t choice = pick(hold, s, t, budget);
     TreeNode node{.s = s, .t = t, .hold = hold};
-    if (chosen.choice >= 0) {
+    if (choice >= 0) {
       node.kind = TreeNode::Kind::kAll;
-      node.mode = chosen.choice;
+      node.mode = choice;
       if (s < t) {
         const AllTerms terms = all_terms(model_, s, t, hold, node.mode);
         node.first = build(tree, terms.sub_hold, s + 1, t, budget - terms.held_bytes);
       }
     } else {
       node.kind = TreeNode::Kind::kCheckpoint;
-      node.split = -chosen.choice;
+      node.split = -choice;
       node.first = build(tree, false, node.split, t,
                          budget - model_.blocks[static_cast<std::size_t>(s)].input_bytes);
       node.second = build(tree, hold, s, node.split - 1, budget);

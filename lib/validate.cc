@@ -147,6 +147,39 @@ class ByteTotal {
   std::int64_t total_ = 0;
 };
 
+// A size: >= 0, and the graph's sizes together within ByteTotal's limit.
+void check_size(std::string_view source, const std::string& where, std::string_view field,
+                std::int64_t bytes, ByteTotal& total) {
+  if (auto problem = bad_bytes(bytes)) fail(ErrorKind::kValidation, source, where, field, *problem);
+  if (auto problem = total.add(bytes)) fail(ErrorKind::kValidation, source, where, field, *problem);
+}
+
+// A value's alias_of: none, or the id of another value.
+void check_alias_field(std::string_view source, const std::string& where, ValueId v,
+                       ValueId alias_of, std::size_t num_values) {
+  if (alias_of == kNoId) return;
+  if (!in_range(alias_of, num_values)) {
+    fail(ErrorKind::kValidation, source, where, "alias_of",
+         fmt::format("unknown value id {}; alias_of must be the id of another value", alias_of));
+  }
+  if (alias_of == v) {
+    fail(ErrorKind::kValidation, source, where, "alias_of",
+         "a value cannot alias itself; clear alias_of or point it at the value it shares "
+         "storage with");
+  }
+}
+
+// A list of value ids (an op's or node's inputs, outputs, ...): every id names a value.
+void check_id_list(std::string_view source, const std::string& where, std::string_view field,
+                   const std::vector<ValueId>& ids, std::size_t num_values) {
+  for (ValueId id : ids) {
+    if (in_range(id, num_values)) continue;
+    fail(ErrorKind::kValidation, source, where, field,
+         fmt::format("unknown value id {}; every entry must be the id of a value (0..{})", id,
+                     static_cast<int>(num_values) - 1));
+  }
+}
+
 // Unique, non-empty names: the native format refers to values and ops by name.
 template <typename Item>
 void check_names(std::string_view source, std::string_view list, const std::vector<Item>& items,
@@ -210,33 +243,13 @@ class ForwardChecker {
     check_names(source_, "values", values_, "value");
     for (ValueId v = 0; v < static_cast<ValueId>(values_.size()); ++v) {
       const Value& value = values_[static_cast<std::size_t>(v)];
-      if (auto problem = bad_bytes(value.bytes)) {
-        fail(ErrorKind::kValidation, source_, value_where(v), "bytes", *problem);
-      }
-      if (auto problem = total_bytes_.add(value.bytes)) {
-        fail(ErrorKind::kValidation, source_, value_where(v), "bytes", *problem);
-      }
-      if (value.alias_of == kNoId) continue;
-      if (!in_range(value.alias_of, values_.size())) {
-        fail(ErrorKind::kValidation, source_, value_where(v), "alias_of",
-             fmt::format("unknown value id {}; alias_of must be the id of another value",
-                         value.alias_of));
-      }
-      if (value.alias_of == v) {
-        fail(ErrorKind::kValidation, source_, value_where(v), "alias_of",
-             "a value cannot alias itself; clear alias_of or point it at the value it shares "
-             "storage with");
-      }
+      check_size(source_, value_where(v), "bytes", value.bytes, total_bytes_);
+      check_alias_field(source_, value_where(v), v, value.alias_of, values_.size());
     }
   }
 
   void check_ids(OpId o, std::string_view field, const std::vector<ValueId>& ids) const {
-    for (ValueId id : ids) {
-      if (in_range(id, values_.size())) continue;
-      fail(ErrorKind::kValidation, source_, op_where(o), field,
-           fmt::format("unknown value id {}; every entry must be the id of a value (0..{})", id,
-                       static_cast<int>(values_.size()) - 1));
-    }
+    check_id_list(source_, op_where(o), field, ids, values_.size());
   }
 
   // Sizes, times, id ranges and producers: everything that does not depend on op order.
@@ -254,12 +267,7 @@ class ForwardChecker {
         {"bwd_workspace_bytes", op.bwd_workspace_bytes},
         {"saved_other_bytes", op.saved_other_bytes}};
     for (const auto& [field, bytes] : sizes) {
-      if (auto problem = bad_bytes(bytes)) {
-        fail(ErrorKind::kValidation, source_, op_where(o), field, *problem);
-      }
-      if (auto problem = total_bytes_.add(bytes)) {
-        fail(ErrorKind::kValidation, source_, op_where(o), field, *problem);
-      }
+      check_size(source_, op_where(o), field, bytes, total_bytes_);
     }
     for (const auto& [attribute, value] : op.attributes) {
       if (std::isfinite(value)) continue;
@@ -452,12 +460,7 @@ class JointChecker {
     check_names(source_, "values", values_, "value");
     for (ValueId v = 0; v < static_cast<ValueId>(values_.size()); ++v) {
       const TValue& value = values_[static_cast<std::size_t>(v)];
-      if (auto problem = bad_bytes(value.bytes)) {
-        fail(ErrorKind::kValidation, source_, value_where(v), "bytes", *problem);
-      }
-      if (auto problem = total_bytes_.add(value.bytes)) {
-        fail(ErrorKind::kValidation, source_, value_where(v), "bytes", *problem);
-      }
+      check_size(source_, value_where(v), "bytes", value.bytes, total_bytes_);
       if (value.version < 0) {
         fail(ErrorKind::kValidation, source_, value_where(v), "version",
              fmt::format("negative version {}; versions count in-place writes from 0",
@@ -468,27 +471,12 @@ class JointChecker {
              fmt::format("unknown node id {}; the producer must be a node id or none",
                          value.producer));
       }
-      if (value.alias_of == kNoId) continue;
-      if (!in_range(value.alias_of, values_.size())) {
-        fail(ErrorKind::kValidation, source_, value_where(v), "alias_of",
-             fmt::format("unknown value id {}; alias_of must be the id of another value",
-                         value.alias_of));
-      }
-      if (value.alias_of == v) {
-        fail(ErrorKind::kValidation, source_, value_where(v), "alias_of",
-             "a value cannot alias itself; clear alias_of or point it at the value it shares "
-             "storage with");
-      }
+      check_alias_field(source_, value_where(v), v, value.alias_of, values_.size());
     }
   }
 
   void check_ids(NodeId n, std::string_view field, const std::vector<ValueId>& ids) const {
-    for (ValueId id : ids) {
-      if (in_range(id, values_.size())) continue;
-      fail(ErrorKind::kValidation, source_, node_where(n), field,
-           fmt::format("unknown value id {}; every entry must be the id of a value (0..{})", id,
-                       static_cast<int>(values_.size()) - 1));
-    }
+    check_id_list(source_, node_where(n), field, ids, values_.size());
   }
 
   void check_node_entry(NodeId n) {
@@ -503,12 +491,7 @@ class JointChecker {
     if (auto problem = bad_time(node.time_us)) {
       fail(ErrorKind::kValidation, source_, node_where(n), "time_us", *problem);
     }
-    if (auto problem = bad_bytes(node.workspace_bytes)) {
-      fail(ErrorKind::kValidation, source_, node_where(n), "workspace_bytes", *problem);
-    }
-    if (auto problem = total_bytes_.add(node.workspace_bytes)) {
-      fail(ErrorKind::kValidation, source_, node_where(n), "workspace_bytes", *problem);
-    }
+    check_size(source_, node_where(n), "workspace_bytes", node.workspace_bytes, total_bytes_);
     check_ids(n, "inputs", node.inputs);
     check_ids(n, "outputs", node.outputs);
     check_ids(n, "accumulates", node.accumulates);
