@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "ckpt/budget.h"
+#include "markup.h"
 
 namespace ckpt {
 
@@ -57,30 +58,6 @@ std::string escape(std::string_view text) {
   for (char c : text) {
     if (c == '"' || c == '\\') out += '\\';
     out += (c == '\n' || c == '\r') ? ' ' : c;
-  }
-  return out;
-}
-
-// Text inside an HTML-like label.
-std::string html_escape(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
   }
   return out;
 }
@@ -232,7 +209,7 @@ class DotPrinter {
   void swatch_row(std::string_view swatch, std::string_view label) {
     fmt::format_to(std::back_inserter(out_),
                    "    <tr><td {} width=\"28\"> </td><td align=\"left\">{}</td></tr>\n", swatch,
-                   html_escape(label));
+                   internal::markup_escape(label));
   }
 
   std::string hidden_resident_label() const {

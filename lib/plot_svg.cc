@@ -3,6 +3,7 @@
 // baselines as markers, and a legend. Coordinates are printed with fixed decimals so the same
 // data always gives the same bytes.
 #include "ckpt/plot.h"
+#include "markup.h"
 // Implements render_plot_svg.
 
 #include <fmt/format.h>
@@ -30,32 +31,6 @@ constexpr std::size_t kMaxStepLineMarkers = 40;
 
 constexpr std::array<std::string_view, 6> kColors = {"#1f77b4", "#d62728", "#2ca02c",
                                                      "#ff7f0e", "#9467bd", "#8c564b"};
-
-std::string xml_escape(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 // The 1, 2 or 5 times a power of ten nearest above `rough`.
 double nice_step(double rough) {
@@ -141,7 +116,7 @@ class SvgPlot {
     fmt::format_to(
         std::back_inserter(out_),
         "<text x=\"{:.2f}\" y=\"28\" text-anchor=\"middle\" font-size=\"15\">{}</text>\n",
-        kLeft + kPlotWidth / 2, xml_escape(data_.title));
+        kLeft + kPlotWidth / 2, internal::markup_escape(data_.title));
     axes();
     for (std::size_t i = 0; i < data_.series.size(); ++i) series(i);
     legend();
@@ -275,7 +250,7 @@ class SvgPlot {
       marker(i, kLegendX, y);
       const std::string label = s.points.empty() ? s.name + " (no feasible budget)" : s.name;
       fmt::format_to(std::back_inserter(out_), "<text x=\"{:.2f}\" y=\"{:.2f}\">{}</text>\n",
-                     kLegendX + 16, y + 4, xml_escape(label));
+                     kLegendX + 16, y + 4, internal::markup_escape(label));
       y += 22;
     }
   }
