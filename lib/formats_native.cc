@@ -185,27 +185,35 @@ Op read_op(const ObjectReader& reader, const ValueNames& names) {
   return op;
 }
 
+// The "values" list, each entry read by read_one (forward or joint) and its name registered;
+// alias_of names may name values listed later, so they resolve once every name is known.
+template <typename V, typename ReadOne>
+std::vector<V> read_values(const nlohmann::json& values_json, std::string_view source,
+                           ValueNames& names, const ReadOne& read_one) {
+  std::vector<V> values;
+  std::vector<std::optional<std::string>> alias_names;
+  for (std::size_t i = 0; i < values_json.size(); ++i) {
+    const ObjectReader reader = entry_reader(values_json[i], source, "values", i);
+    values.push_back(read_one(reader));
+    names.add(values.back().name, i);
+    alias_names.push_back(reader.optional_string("alias_of"));
+  }
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (!alias_names[i]) continue;
+    const ObjectReader reader = entry_reader(values_json[i], source, "values", i);
+    values[i].alias_of = names.resolve(reader, "alias_of", *alias_names[i]);
+  }
+  return values;
+}
+
 LoadedGraph read_forward(const ObjectReader& top, std::string_view source) {
   top.reject_unknown_keys({"format", "form", "name", "loss", "values", "ops"});
   std::string name = top.string("name");
   const nlohmann::json& values_json = top.array("values");
   const nlohmann::json& ops_json = top.array("ops");
 
-  std::vector<Value> values;
   ValueNames names(source);
-  std::vector<std::optional<std::string>> alias_names;
-  for (std::size_t i = 0; i < values_json.size(); ++i) {
-    const ObjectReader reader = entry_reader(values_json[i], source, "values", i);
-    values.push_back(read_value(reader));
-    names.add(values.back().name, i);
-    alias_names.push_back(reader.optional_string("alias_of"));
-  }
-  // Aliases may name values listed later, so they resolve once every name is known.
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (!alias_names[i]) continue;
-    const ObjectReader reader = entry_reader(values_json[i], source, "values", i);
-    values[i].alias_of = names.resolve(reader, "alias_of", *alias_names[i]);
-  }
+  std::vector<Value> values = read_values<Value>(values_json, source, names, read_value);
 
   std::vector<Op> ops;
   for (std::size_t i = 0; i < ops_json.size(); ++i) {
@@ -258,20 +266,8 @@ LoadedGraph read_joint(const ObjectReader& top, std::string_view source) {
   const nlohmann::json& values_json = top.array("values");
   const nlohmann::json& nodes_json = top.array("nodes");
 
-  std::vector<TValue> values;
   ValueNames names(source);
-  std::vector<std::optional<std::string>> alias_names;
-  for (std::size_t i = 0; i < values_json.size(); ++i) {
-    const ObjectReader reader = entry_reader(values_json[i], source, "values", i);
-    values.push_back(read_tvalue(reader));
-    names.add(values.back().name, i);
-    alias_names.push_back(reader.optional_string("alias_of"));
-  }
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (!alias_names[i]) continue;
-    const ObjectReader reader = entry_reader(values_json[i], source, "values", i);
-    values[i].alias_of = names.resolve(reader, "alias_of", *alias_names[i]);
-  }
+  std::vector<TValue> values = read_values<TValue>(values_json, source, names, read_tvalue);
 
   std::vector<Node> nodes;
   for (std::size_t i = 0; i < nodes_json.size(); ++i) {
