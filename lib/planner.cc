@@ -282,7 +282,7 @@ struct OptimalSolve {
 };
 
 // The two-level DP's sub-class need not reach the class's least peak. The least-peak DP
-// (planning::LeastPeakSolver, O(n^3) with small constants: ~0.1 s at 300 blocks, ~1.5 s at 1000)
+// (planning::LeastPeakSolver, O(n^3) with small constants: ~30 ms at 300 blocks, ~1.3 s at 1000)
 // finds it; it runs with every two-level solve up to this many blocks, and above it only when a
 // budget is below everything else's least peak (so an infeasible budget still reports the true
 // minimum, and a budget between the two gets a plan).
