@@ -93,7 +93,7 @@ TEST_F(CliTest, HelpListsOptionsAndExitCodes) {
   const CliResult r = run({"--help"});
   EXPECT_EQ(r.code, kExitOk);
   for (const char* needle : {"--budget", "--strategy", "--format", "--dot", "--schedule", "--sweep",
-                             "--plot", "--verbose", "--explain", "Exit codes"}) {
+                             "--plot", "--exact-blocks", "--verbose", "--explain", "Exit codes"}) {
     EXPECT_NE(r.out.find(needle), std::string::npos) << needle << " missing from:\n" << r.out;
   }
 }
@@ -134,6 +134,34 @@ TEST_F(CliTest, BadBudgetNamesTheOptionAndShowsExamples) {
     EXPECT_NE(r.err.find("2.5GiB"), std::string::npos) << r.err;
     EXPECT_TRUE(r.out.empty());
   }
+}
+
+TEST_F(CliTest, ExactBlocksOutOfRangeIsAUsageError) {
+  for (const char* blocks : {"-1", "2049", "many"}) {
+    const CliResult r = run({graph_path_, "--exact-blocks", blocks});
+    EXPECT_EQ(r.code, kExitInputError) << blocks;
+    EXPECT_NE(r.err.find("--exact-blocks"), std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty());
+  }
+}
+
+// --exact-blocks 0 sends the MLP example's 51-block chain to the two-level DP: the plan says so,
+// and is no cheaper than the exact one.
+TEST_F(CliTest, ExactBlocksChoosesTheDp) {
+  const std::string mlp = (fs::path(CKPT_SOURCE_DIR) / "examples" / "graphs" / "mlp.json").string();
+  if (!fs::exists(mlp)) GTEST_SKIP() << "no examples/graphs/mlp.json";
+  const CliResult exact = run({mlp, "--budget", "40%", "--format", "json"});
+  const CliResult two_level =
+      run({mlp, "--budget", "40%", "--format", "json", "--exact-blocks", "0"});
+  ASSERT_EQ(exact.code, kExitOk) << exact.err;
+  ASSERT_EQ(two_level.code, kExitOk) << two_level.err;
+  const Json a = Json::parse(exact.out);
+  const Json b = Json::parse(two_level.out);
+  EXPECT_TRUE(a["exact"].get<bool>());
+  EXPECT_FALSE(b["exact"].get<bool>());
+  EXPECT_NE(b["note"].get<std::string>().find("two-level"), std::string::npos) << b["note"];
+  EXPECT_GE(b["compute_cost"].get<double>(), a["compute_cost"].get<double>() - 1e-6);
+  EXPECT_LE(b["peak_bytes"].get<std::int64_t>(), b["budget_bytes"].get<std::int64_t>());
 }
 
 TEST_F(CliTest, SweepNeedsAtLeastTwoBudgets) {
