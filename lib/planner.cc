@@ -565,4 +565,43 @@ std::vector<FrontierPoint> pareto_frontier(const TrainingGraph& graph, const Pla
   return points;
 }
 
+std::optional<double> compute_time_lower_bound(const TrainingGraph& graph,
+                                               const PlanOptions& options, int points) {
+  check_options(options);
+  if (points < 2) {
+    throw Error(ErrorKind::kUsage,
+                fmt::format("compute_time_lower_bound: points {} is below 2", points));
+  }
+  const Setup setup = prepare(graph, options, /*all_modes=*/true);
+  if (!setup.note.empty()) return std::nullopt;  // the bound would be the coarsened chain's
+  // Nothing is faster than plain backpropagation.
+  if (options.budget_bytes >= setup.store_all_result.peak_bytes) {
+    return setup.store_all_result.compute_time_us;
+  }
+  std::optional<double> bound;
+  auto bound_over = [&](const Setup& one) {
+    planning::DpOptions dp_options;
+    dp_options.cap_bytes = options.budget_bytes;
+    dp_options.max_single_level_blocks = std::numeric_limits<int>::max();
+    dp_options.optimistic_points = points;
+    dp_options.progress = options.progress;
+    // Greedy mode search: the relaxed model's modes are at least as good as every real one.
+    std::optional<ChainModel> relaxed;
+    if (one.model.approximate()) relaxed.emplace(planning::relaxed_model(one.model));
+    const ChainDp dp(relaxed ? *relaxed : one.model, dp_options);
+    const std::vector<planning::DpPoint>& frontier = dp.frontier();
+    auto it = std::upper_bound(
+        frontier.begin(), frontier.end(), options.budget_bytes,
+        [](std::int64_t budget, const planning::DpPoint& p) { return budget < p.peak_bytes; });
+    if (it == frontier.begin()) return;
+    const double time_us = (it - 1)->time_us;
+    bound = bound ? std::min(*bound, time_us) : time_us;
+  };
+  bound_over(setup);
+  if (const std::optional<Setup> earliest = prepare_earliest(graph, options, setup)) {
+    bound_over(*earliest);
+  }
+  return bound;
+}
+
 }  // namespace ckpt

@@ -354,7 +354,11 @@ void ChainDp::solve(int s, int t, bool hold) {
     }
   }
   flush(result, true);
-  if (two_level()) thin(result);
+  if (options_.optimistic_points > 0) {
+    thin_optimistically(result);
+  } else if (two_level()) {
+    thin(result);
+  }
   pool_min_peak_.back() = min_peak;
   result.shrink_to_fit();
   stored_points_ += result.size();
@@ -468,6 +472,30 @@ void ChainDp::thin(std::vector<DpPoint>& frontier) const {
   }
   kept.push_back(frontier.back());
   frontier.swap(kept);
+}
+
+void ChainDp::thin_optimistically(std::vector<DpPoint>& frontier) const {
+  // Runs of points in equal memory steps become one point: the run's first peak (its least) with
+  // its last time (its least). That point dominates the run, so the result is a lower bound.
+  const std::size_t limit = static_cast<std::size_t>(std::max(2, options_.optimistic_points));
+  if (frontier.size() <= limit) return;
+  const std::int64_t low = frontier.front().peak_bytes;
+  const std::int64_t high = frontier.back().peak_bytes;
+  const double step = static_cast<double>(high - low) / static_cast<double>(limit);
+  const auto bucket = [&](std::int64_t peak) {
+    return std::min(static_cast<std::int64_t>(limit) - 1,
+                    static_cast<std::int64_t>(static_cast<double>(peak - low) / step));
+  };
+  std::vector<DpPoint> merged;
+  merged.reserve(limit);
+  for (const DpPoint& point : frontier) {
+    if (!merged.empty() && bucket(point.peak_bytes) == bucket(merged.back().peak_bytes)) {
+      merged.back().time_us = point.time_us;  // same step: keep the first peak, the last time
+    } else {
+      merged.push_back(point);
+    }
+  }
+  frontier.swap(merged);
 }
 
 void ChainDp::flush(std::vector<DpPoint>& frontier, bool always) {

@@ -261,6 +261,11 @@ struct DpOptions {
   int max_single_level_blocks = 96;
   // Two-level DP only: frontiers are thinned to about this many points.
   int max_frontier_points = 64;
+  // > 0: a lower bound instead of a plan. Every frontier is thinned to about this many points
+  // by merging runs of points into their ideal corner (the run's least peak with its least time),
+  // which dominates them; the operations that combine frontiers are monotone, so the root
+  // frontier then lies on or below the class's true one. reconstruct() must not be used.
+  int optimistic_points = 0;
 };
 
 // A frontier point of C(s, t, hold): the least time at a peak of peak_bytes, and the option that
@@ -313,6 +318,7 @@ class ChainDp {
   void extend_sweep(SweepTerms& sweep, int s, int k, int t) const;
   void flush(std::vector<DpPoint>& frontier, bool always);
   void thin(std::vector<DpPoint>& frontier) const;
+  void thin_optimistically(std::vector<DpPoint>& frontier) const;
   void partition_into_macros();
   bool outer(int s, int t) const;
   bool computed(int s, int t) const;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -376,6 +377,46 @@ TEST(PlannerTest, MaxExactBlocksChoosesTheDp) {
       }
     }
   }
+}
+
+// compute_time_lower_bound never exceeds the exact plan's time; without merging (more points than
+// any frontier has) it is the exact plan's time; on a two-level chain it is below the plan's.
+TEST(PlannerTest, LowerBoundIsBelowTheOptimumAndTightWithoutMerging) {
+  std::mt19937 rng(33);
+  int compared = 0;
+  for (int i = 0; i < 40; ++i) {
+    testing::RandomGraphOptions options;
+    options.num_ops = 3 + i % 10;
+    options.chain = i % 2 == 0;
+    const TrainingGraph g = testing::random_training_graph(rng, options);
+    const std::int64_t store_all = simulate(g, store_all_schedule(g)).peak_bytes;
+    for (int percent : {30, 50, 70, 100}) {
+      PlanOptions plan_options;
+      plan_options.budget_bytes = store_all * percent / 100;
+      const Plan exact = plan(g, plan_options);
+      if (!exact.feasible || !exact.exact) continue;
+      ++compared;
+      const std::optional<double> loose = compute_time_lower_bound(g, plan_options, 2);
+      const std::optional<double> tight = compute_time_lower_bound(g, plan_options, 1 << 20);
+      ASSERT_TRUE(loose && tight) << "graph " << i << " at " << percent << "%";
+      EXPECT_LE(*loose, exact.compute_time_us + 1e-6) << "graph " << i << " at " << percent << "%";
+      EXPECT_NEAR(*tight, exact.compute_time_us, 1e-6) << "graph " << i << " at " << percent << "%";
+    }
+  }
+  EXPECT_GT(compared, 40);
+  std::mt19937 chain_rng(8);
+  const TrainingGraph g = plain_chain(chain_rng, 120);
+  PlanOptions half;
+  half.budget_bytes = 0;
+  const std::int64_t least = plan(g, half).min_feasible_bytes;
+  half.budget_bytes = (least + simulate(g, store_all_schedule(g)).peak_bytes) / 2;
+  const Plan approximate = plan(g, half);
+  EXPECT_TRUE(approximate.feasible);
+  EXPECT_FALSE(approximate.exact);
+  const std::optional<double> bound = compute_time_lower_bound(g, half, 8);
+  ASSERT_TRUE(bound);
+  EXPECT_LE(*bound, approximate.compute_time_us + 1e-6);
+  EXPECT_THROW(compute_time_lower_bound(g, half, 1), Error);
 }
 
 TEST(PlannerTest, LongChainUsesTheTwoLevelDp) {

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -37,6 +38,8 @@ struct BenchOptions {
   bool synthetic_chain = true;
   int gap_ops = 0;  // > 0: the two-level DP's gap on random chains of this many ops
   int gap_seeds = 5;
+  int bound_points = 0;  // > 0: also a proven lower bound (compute_time_lower_bound)
+  int bound_chain_ops = 0;  // > 0: the bound for the synthetic chain of this many ops
   std::vector<std::string> graph_paths;
 };
 
@@ -160,9 +163,10 @@ void quality_table(const std::string& label, const TrainingGraph& graph) {
 int gap_table(const BenchOptions& options) {
   fmt::print(
       "Two-level DP vs exact DP on random {}-op chains (blocks = ops)\n\n"
-      "| seed | budget | exact overhead | two-level overhead | gap | exact (ms) | two-level (ms) |\n"
-      "|---|---|---|---|---|---|---|\n",
-      options.gap_ops);
+      "| seed | budget | exact overhead | two-level overhead | gap | exact (ms) | two-level (ms) |{}\n"
+      "|---|---|---|---|---|---|---|{}\n",
+      options.gap_ops, options.bound_points > 0 ? " lower bound |" : "",
+      options.bound_points > 0 ? "---|" : "");
   double worst = 0, sum = 0;
   int count = 0, zero = 0;
   for (int seed = 1; seed <= options.gap_seeds; ++seed) {
@@ -191,6 +195,16 @@ int gap_table(const BenchOptions& options) {
       if (!a.exact || b.exact) {
         throw Error(ErrorKind::kUsage, "ckpt-bench --gap: the chain did not get both solvers");
       }
+      std::string bound_text;
+      if (options.bound_points > 0) {
+        const std::optional<double> bound =
+            compute_time_lower_bound(graph, exact, options.bound_points);
+        if (bound && *bound > a.compute_time_us + 1e-6) {
+          throw Error(ErrorKind::kUsage, "ckpt-bench --gap: the lower bound exceeds the optimum");
+        }
+        bound_text = bound ? fmt::format(" {:+.1f}% |", 100 * (*bound / graph.baseline_time_us() - 1))
+                           : std::string(" none |");
+      }
       std::string gap = "infeasible";
       if (b.feasible) {
         const double g = b.compute_time_us / a.compute_time_us - 1;
@@ -200,10 +214,10 @@ int gap_table(const BenchOptions& options) {
         zero += g <= 1e-12;
         gap = fmt::format("{:+.2f}%", 100 * g);
       }
-      fmt::print("| {} | {} | {:+.1f}% | {} | {} | {:.0f} | {:.0f} |\n", seed, name,
+      fmt::print("| {} | {} | {:+.1f}% | {} | {} | {:.0f} | {:.0f} |{}\n", seed, name,
                  100 * a.overhead(),
                  b.feasible ? fmt::format("{:+.1f}%", 100 * b.overhead()) : std::string("—"), gap,
-                 exact_ms, two_level_ms);
+                 exact_ms, two_level_ms, bound_text);
       std::fflush(stdout);
     }
   }
@@ -212,7 +226,48 @@ int gap_table(const BenchOptions& options) {
   return 0;
 }
 
+// The optimal strategy's plan on the synthetic chain against a proven lower bound on the class's
+// optimum (compute_time_lower_bound): how far the approximate plan can be from it, at most.
+int bound_table(const BenchOptions& options) {
+  const int points = options.bound_points > 0 ? options.bound_points : 16;
+  const TrainingGraph graph = synthetic_chain(options.bound_chain_ops);
+  const std::int64_t store_all = simulate(graph, store_all_schedule(graph)).peak_bytes;
+  PlanOptions plan_options;
+  plan_options.budget_bytes = 0;
+  const std::int64_t least = plan(graph, plan_options).min_feasible_bytes;
+  fmt::print(
+      "Synthetic {}-op chain: the optimal strategy's plan against a lower bound ({} points)\n\n"
+      "| budget | plan | overhead | lower bound | proven gap (at most) | plan (ms) | bound (ms) | "
+      "bound peak RSS (MiB) |\n|---|---|---|---|---|---|---|---|\n",
+      options.bound_chain_ops, points);
+  std::vector<std::pair<std::string, std::int64_t>> budgets;
+  for (int percent : {80, 60, 40, 25}) {
+    budgets.emplace_back(fmt::format("{}%", percent), store_all * percent / 100);
+  }
+  budgets.emplace_back(fmt::format("least ({:.1f}%)", 100.0 * static_cast<double>(least) /
+                                                          static_cast<double>(store_all)),
+                       least);
+  for (const auto& [name, budget] : budgets) {
+    plan_options.budget_bytes = budget;
+    Plan p;
+    const double plan_ms = elapsed_ms([&] { p = plan(graph, plan_options); });
+    std::optional<double> bound;
+    const double bound_ms =
+        elapsed_ms([&] { bound = compute_time_lower_bound(graph, plan_options, points); });
+    const double base = graph.baseline_time_us();
+    fmt::print("| {} | {} | {:+.1f}% | {} | {} | {:.0f} | {:.0f} | {} |\n", name,
+               p.exact ? "exact" : "approx.", 100 * p.overhead(),
+               bound ? fmt::format("{:+.1f}%", 100 * (*bound / base - 1)) : std::string("none"),
+               bound && p.feasible ? fmt::format("{:.2f}%", 100 * (p.compute_time_us / *bound - 1))
+                                   : std::string("—"),
+               plan_ms, bound_ms, peak_rss_kib() / 1024);
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
 int run(const BenchOptions& options) {
+  if (options.bound_chain_ops > 0) return bound_table(options);
   if (options.gap_ops > 0) return gap_table(options);
   std::vector<std::pair<std::string, TrainingGraph>> graphs;
   for (const std::string& path : options.graph_paths) {
@@ -244,13 +299,18 @@ BenchOptions parse(int argc, char** argv) {
       options.quality = false;
     } else if (arg == "--gap" && i + 1 < argc) {
       options.gap_ops = std::max(1, std::atoi(argv[++i]));
+    } else if (arg == "--bound" && i + 1 < argc) {
+      options.bound_points = std::max(2, std::atoi(argv[++i]));
+    } else if (arg == "--bound-chain" && i + 1 < argc) {
+      options.bound_chain_ops = std::max(1, std::atoi(argv[++i]));
     } else if (arg == "--seeds" && i + 1 < argc) {
       options.gap_seeds = std::max(1, std::atoi(argv[++i]));
     } else if (arg == "--no-chain") {
       options.synthetic_chain = false;
     } else if (arg == "--help" || arg == "-h") {
       fmt::print("usage: ckpt-bench [--runs N] [--no-quality] [--no-chain] GRAPH.json...\n"
-                 "       ckpt-bench --gap OPS [--seeds N]\n");
+                 "       ckpt-bench --gap OPS [--seeds N] [--bound POINTS]\n"
+                 "       ckpt-bench --bound-chain OPS [--bound POINTS]\n");
       std::exit(0);
     } else {
       options.graph_paths.emplace_back(arg);

@@ -108,4 +108,14 @@ struct FrontierPoint {
 // ascending in peak_bytes and strictly descending in compute time.
 std::vector<FrontierPoint> pareto_frontier(const TrainingGraph& graph, const PlanOptions& options);
 
+// A proven lower bound on the least compute time of the optimal planner's class of schedules at
+// options.budget_bytes, to measure how far an approximate plan (Plan::exact false) can be from
+// that optimum: the exact DP over the whole chain, however long, with every frontier merged into
+// about `points` optimistic points (docs/algorithms.md, "A lower bound"). Its time grows as the
+// cube of the blocks (seconds at 1000); more points give a tighter, slower bound. Empty when no
+// schedule of the class meets the budget or when the chain was coarsened (more than 2048
+// blocks). Throws ckpt::Error (kUsage) for bad options or points < 2.
+std::optional<double> compute_time_lower_bound(const TrainingGraph& graph,
+                                               const PlanOptions& options, int points = 16);
+
 }  // namespace ckpt
