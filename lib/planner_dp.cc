@@ -154,8 +154,13 @@ ChainDp::ChainDp(const ChainModel& model, const DpOptions& options)
 void ChainDp::partition_into_macros() {
   // Two macros of one block each are no coarser than the blocks: short chains are always exact.
   if (n_ <= std::max(options_.max_single_level_blocks, 3)) return;
-  // About sqrt(n) macros of about sqrt(n) blocks: O(n^1.5) sub-problems instead of O(n^2).
-  const int macros = std::max(2, static_cast<int>(std::lround(std::sqrt(n_))));
+  // About sqrt(n) macros of about sqrt(n) blocks: O(n^1.5) sub-problems instead of O(n^2). Up to
+  // 400 blocks half as many macros, twice as long: more of the chain is solved exactly inside
+  // them, for tens of milliseconds (on random 96-block chains the mean gap to the exact DP went
+  // from 1.7% to 1.2%, the worst at 25% of store-all from 7.5% to 5.1%); at 1000 blocks that
+  // would cost seconds for no clear gain.
+  const double per_root = n_ <= 400 ? 0.5 : 1.0;
+  const int macros = std::max(2, static_cast<int>(std::lround(per_root * std::sqrt(n_))));
   macro_of_.assign(static_cast<std::size_t>(n_), 0);
   for (int m = 0; m < macros; ++m) {
     const int first = static_cast<int>(static_cast<std::int64_t>(m) * n_ / macros);
