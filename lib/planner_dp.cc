@@ -55,6 +55,11 @@ class Offer {
     if (cursor_ > 0 && !strictly_less_time(time, frontier_[cursor_ - 1].time_us)) return;
     out_.push_back({peak, time, choice});
   }
+  // After a call at some peak: true when the frontier already reaches `least_time` at that peak,
+  // so that no point of this option at a higher peak (none is faster than least_time) can count.
+  bool exhausted(double least_time) const {
+    return cursor_ > 0 && !strictly_less_time(least_time, frontier_[cursor_ - 1].time_us);
+  }
 
  private:
   const std::vector<DpPoint>& frontier_;
@@ -432,7 +437,8 @@ void ChainDp::offer_checkpoint(std::vector<DpPoint>& result, int s, int split, i
   const std::vector<DpPoint>& a = frontier_at(later);
   const std::vector<DpPoint>& b = frontier_at(earlier);
   if (a.empty() || b.empty()) return;
-  if (covered(result, corner, sweep.time_us + a.back().time_us + b.back().time_us)) return;
+  const double least_time = sweep.time_us + a.back().time_us + b.back().time_us;
+  if (covered(result, corner, least_time)) return;
   const auto choice = static_cast<std::int32_t>(s - split);  // relative: shared sub-problems
   Offer offer(result, candidates_);
   std::size_t i = last_at_most(a, sweep.peak - input);
@@ -443,6 +449,7 @@ void ChainDp::offer_checkpoint(std::vector<DpPoint>& result, int s, int split, i
     const std::int64_t peak = std::max({sweep.peak, pa, pb});
     if (peak > cap) break;
     offer(peak, sweep.time_us + a[i].time_us + b[k].time_us, choice);
+    if (offer.exhausted(least_time)) break;
     const std::int64_t next_a =
         i + 1 < a.size() ? add_bytes(a[i + 1].peak_bytes, input) : kInfeasible;
     const std::int64_t next_b = k + 1 < b.size() ? b[k + 1].peak_bytes : kInfeasible;
