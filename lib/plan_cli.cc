@@ -46,6 +46,7 @@ struct CliOptions {
   bool verbose = false;
   bool explain = false;
   int max_exact_blocks = PlanOptions{}.max_exact_blocks;
+  double max_bounded_work = PlanOptions{}.max_bounded_work;
 };
 
 constexpr std::string_view kFooter = R"(Exit codes:
@@ -131,6 +132,11 @@ std::optional<int> parse_arguments(int argc, const char* const* argv, CliOptions
                  "Solve chains of up to N blocks exactly, longer ones by the two-level DP "
                  "(default 96; time grows as N^3; 0..2048)")
       ->check(CLI::Range(0, 2048))
+      ->type_name("N");
+  app.add_option("--bounded-work", options.max_bounded_work,
+                 "Longer chains: make the two-level plan exact with the bounded exact DP when it "
+                 "would try at most N combinations (default 1e6, about a second; 0: never)")
+      ->check(CLI::NonNegativeNumber)
       ->type_name("N");
   app.add_flag("--verbose,-v", options.verbose, "Print progress to stderr");
   app.add_flag("--explain", options.explain,
@@ -273,6 +279,7 @@ class PlanCommand {
     plan_options.strategy = strategy;
     plan_options.budget_bytes = budget_bytes;
     plan_options.max_exact_blocks = options_.max_exact_blocks;
+    plan_options.max_bounded_work = options_.max_bounded_work;
     if (options_.verbose) {
       plan_options.progress = [this](std::string_view line) { log(line); };
     }

@@ -335,20 +335,88 @@ std::string gap_note(const Setup& setup, OptimalSolve& solve, std::int64_t budge
       gap, result.compute_time_us > 0 ? 100 * gap / result.compute_time_us : 0.0);
 }
 
+double elapsed_ms(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+// Long chains: the bounded exact DP (docs/algorithms.md) under the least of `ceiling_us` and the
+// time of `known` (a tree that meets the budget). `ran` is false when its work would be over
+// options.max_bounded_work; otherwise `tree` is the class's optimum at the budget, or none when
+// no tree of the class costs at most `ceiling_us` (less than `known`).
+struct BoundedSolve {
+  bool ran = false;
+  std::optional<Tree> tree;
+};
+
+BoundedSolve bounded_exact_tree(const ChainModel& model, const Tree& known, double ceiling_us,
+                                const PlanOptions& options) {
+  if (!(options.max_bounded_work > 0)) return {};
+  const double known_us = planning::evaluate_tree(model, known).time_us;
+  const double ceiling = std::min(known_us, ceiling_us);
+  const double work = planning::bounded_dp_work(model, ceiling);
+  if (work > options.max_bounded_work) {
+    if (options.progress) {
+      options.progress(fmt::format(
+          "planner: the bounded exact DP would try {:.3g} combinations (more than {:.3g}); the "
+          "plan stays two-level",
+          work, options.max_bounded_work));
+    }
+    return {};
+  }
+  BoundedSolve result;
+  result.ran = true;
+  if (work == 0) return result;  // even the least-time tree costs more than the ceiling
+  const auto start = std::chrono::steady_clock::now();
+  planning::DpOptions dp_options;
+  dp_options.cap_bytes = options.budget_bytes;
+  dp_options.max_single_level_blocks = std::numeric_limits<int>::max();
+  dp_options.time_ceiling_us = ceiling;
+  const ChainDp dp(model, dp_options);
+  Tree tree = dp.reconstruct(options.budget_bytes);
+  if (options.progress) {
+    options.progress(fmt::format(
+        "planner: bounded exact DP under {:.6g} us: {:.3g} combinations, {} frontier points, "
+        "{:.0f} ms",
+        ceiling, work, dp.stored_points(), elapsed_ms(start)));
+  }
+  if (tree.root < 0) {
+    // Only a ceiling below the known tree's time can leave nothing: that tree is in the class.
+    if (ceiling >= known_us) invariant_broken("the bounded exact DP lost the plan it was bounded by");
+    return result;
+  }
+  const planning::TreeValue value = planning::evaluate_tree(model, tree);
+  if (!value.valid || value.peak_bytes > options.budget_bytes ||
+      value.time_us > ceiling * (1 + 1e-9)) {
+    invariant_broken("the bounded exact DP's plan breaks its budget or its ceiling");
+  }
+  result.tree = std::move(tree);
+  return result;
+}
+
+// `ceiling_us`: the time of a plan already found at this budget (of the other class of
+// schedules), which this class need only beat.
 void plan_optimal_from(const TrainingGraph& graph, const PlanOptions& options, const Setup& setup,
-                       OptimalSolve& solve, Plan& result) {
+                       OptimalSolve& solve, Plan& result,
+                       double ceiling_us = std::numeric_limits<double>::infinity()) {
   const ChainModel& model = setup.model;
   const std::int64_t store_all_peak = setup.store_all_result.peak_bytes;
-  result.exact = !solve.dp->two_level() && !model.approximate() && setup.note.empty();
-  append_note(result.note, setup.note);
-  if (solve.dp->two_level()) append_note(result.note, two_level_note(model, *solve.dp));
-  append_note(result.note, approximation_note(model, options.max_exhaustive_block_values));
+  // Notes after the plan: a two-level solve may still be made exact by the bounded DP.
+  bool two_level = solve.dp->two_level();
+  auto finish_notes = [&] {
+    result.exact = !two_level && !model.approximate() && setup.note.empty();
+    append_note(result.note, setup.note);
+    if (two_level) append_note(result.note, two_level_note(model, *solve.dp));
+    append_note(result.note, approximation_note(model, options.max_exhaustive_block_values));
+  };
   if (solve.dp->two_level() && options.budget_bytes < solve.least_bytes) {
     solve_least_peak(setup, solve);
   }
   result.min_feasible_bytes = solve.least_bytes;
   // Nothing beats plain backpropagation's time.
   if (options.budget_bytes >= store_all_peak) {
+    two_level = false;  // exact whatever the DP: plain backpropagation is the cheapest schedule
+    finish_notes();
     finish_store_all(graph, setup, result);
     return;
   }
@@ -372,8 +440,33 @@ void plan_optimal_from(const TrainingGraph& graph, const PlanOptions& options, c
   const std::int64_t tree_peak =
       tree != nullptr ? planning::evaluate_tree(model, *tree).peak_bytes : store_all_peak;
   if (tree == nullptr || (tree_peak > options.budget_bytes && store_all_peak < tree_peak)) {
+    finish_notes();
     finish_store_all(graph, setup, result);  // nothing fits and store-all needs the least
     return;
+  }
+  BoundedSolve bounded;
+  if (two_level) {
+    // Over budget: the cheapest plan at the class's least budget, as the exact DP gives.
+    PlanOptions at = options;
+    if (tree_peak > at.budget_bytes && solve.least_peak &&
+        tree_peak == solve.least_peak->least_peak()) {
+      at.budget_bytes = tree_peak;
+    }
+    if (tree_peak <= at.budget_bytes) {
+      bounded = bounded_exact_tree(model, *tree, ceiling_us, at);
+      if (bounded.ran) two_level = false;
+      if (bounded.tree) tree = &*bounded.tree;
+    }
+  }
+  finish_notes();
+  if (bounded.ran) {
+    append_note(result.note,
+                bounded.tree
+                    ? "exact: the chain is longer than the exact DP's limit, so the bounded exact "
+                      "DP solved it, restricted to what could beat the two-level plan "
+                      "(docs/algorithms.md, \"The bounded exact DP\")."
+                    : "no schedule of this class beats the other class's plan at this budget "
+                      "(bounded exact DP); this one is the two-level plan.");
   }
   finish_with_tree(graph, model, *tree, result);
   if (result.peak_bytes <= options.budget_bytes && model.approximate() && !solve.dp->two_level()) {
@@ -435,10 +528,6 @@ Plan empty_plan(const TrainingGraph& graph, const PlanOptions& options) {
   return result;
 }
 
-double elapsed_ms(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-      .count();
-}
 
 }  // namespace
 
@@ -503,7 +592,10 @@ std::vector<Plan> plan_sweep(const TrainingGraph& graph, const PlanOptions& opti
         plan_optimal_from(graph, one, setup, *solve, result);
         if (earliest) {
           Plan other = empty_plan(graph, one);
-          plan_optimal_from(graph, one, *earliest, *earliest_solve, other);
+          plan_optimal_from(graph, one, *earliest, *earliest_solve, other,
+                            result.peak_bytes <= result.budget_bytes
+                                ? result.compute_time_us
+                                : std::numeric_limits<double>::infinity());
           result = better_plan(std::move(result), std::move(other));
         }
         break;

@@ -48,9 +48,10 @@ bool covered(const std::vector<DpPoint>& frontier, std::int64_t peak, double tim
 // frontier so far dominates.
 class Offer {
  public:
-  Offer(const std::vector<DpPoint>& frontier, std::vector<DpPoint>& out)
-      : frontier_(frontier), out_(out) {}
+  Offer(const std::vector<DpPoint>& frontier, std::vector<DpPoint>& out, double time_cap)
+      : frontier_(frontier), out_(out), time_cap_(time_cap) {}
   void operator()(std::int64_t peak, double time, std::int32_t choice) {
+    if (time > time_cap_) return;
     while (cursor_ < frontier_.size() && frontier_[cursor_].peak_bytes <= peak) ++cursor_;
     if (cursor_ > 0 && !strictly_less_time(time, frontier_[cursor_ - 1].time_us)) return;
     out_.push_back({peak, time, choice});
@@ -64,6 +65,7 @@ class Offer {
  private:
   const std::vector<DpPoint>& frontier_;
   std::vector<DpPoint>& out_;
+  double time_cap_;
   std::size_t cursor_ = 0;
 };
 
@@ -74,6 +76,15 @@ std::size_t last_at_most(const std::vector<DpPoint>& frontier, std::int64_t peak
       frontier.begin(), frontier.end(), peak,
       [](std::int64_t value, const DpPoint& point) { return value < point.peak_bytes; });
   return it == frontier.begin() ? 0 : static_cast<std::size_t>(it - frontier.begin()) - 1;
+}
+
+// The index of the first point whose time is at most `max_time` (times descend along a frontier),
+// or the frontier's size when there is none: points before it are too slow for a capped solve.
+std::size_t first_within(const std::vector<DpPoint>& frontier, double max_time) {
+  return static_cast<std::size_t>(
+      std::partition_point(frontier.begin(), frontier.end(),
+                           [&](const DpPoint& point) { return point.time_us > max_time; }) -
+      frontier.begin());
 }
 
 std::int64_t shifted_min(std::int64_t min_peak, std::int64_t shift) {
@@ -113,7 +124,145 @@ void merge_into(std::vector<DpPoint>& frontier, const std::vector<DpPoint>& poin
   frontier.swap(scratch);
 }
 
+// Lower bounds on what blocks add to the time of any tree of the class, for the bounded exact
+// DP (docs/algorithms.md, "The bounded exact DP"). A tree's time is the sum of its kAll nodes'
+// (one per block) and of its sweeps'. A block's kAll is either on the first forward pass (a
+// first-run kAll), or the block is swept on the first pass and its kAll is a rerun. Per block, as
+// prefix sums (sum[t + 1] - sum[s] for blocks s..t):
+//   least:  the least of (first-run kAll) and (first-pass sweep + rerun kAll);
+//   first:  the least first-pass sweep time;
+//   rerun:  the least rerun kAll time;
+//   extra:  for block i < n-1 whose next block's rerun kAll always reads x_i, what making x_i
+//           again costs over its least rerun kAll (inside a recomputed span, x_i is not live at
+//           the start, so block i either runs a kAll that outputs x_i or is swept again).
+struct TimeBounds {
+  std::vector<double> least, first, rerun, extra;
+  static double span(const std::vector<double>& sum, int s, int t) {
+    return t < s ? 0 : sum[static_cast<std::size_t>(t) + 1] - sum[static_cast<std::size_t>(s)];
+  }
+};
+
+// True when every valid rerun kAll of the block reads its input x_{i-1}: its backward piece does
+// (recomputation included), or its forward piece computes a node that does.
+bool rerun_reads_input(const ChainModel& model, int b, PieceWriter& writer) {
+  const BlockModel& block = model.blocks[static_cast<std::size_t>(b)];
+  if (block.approximate || block.input.empty()) return false;  // not worth proving
+  const TrainingGraph& graph = *model.graph;
+  std::vector<Step> steps;
+  for (std::size_t m = 0; m < block.modes.size(); ++m) {
+    const Mode& mode = block.modes[m];
+    for (int context = 0; context < 4; ++context) {
+      const AllTerms terms =
+          mode_terms(block, mode, /*first_run=*/false, (context & 2) != 0, (context & 1) != 0);
+      if (!terms.valid || mode.reads_input) continue;
+      PieceSpec spec;
+      spec.block = b;
+      spec.mode = static_cast<int>(m);
+      spec.consume_input = terms.consume_input;
+      spec.output_needed = terms.output_needed;
+      steps.clear();
+      writer.append(spec, steps);
+      bool reads = false;
+      for (const Step& step : steps) {
+        if (!step.is_compute()) continue;
+        for (ValueId v : graph.node(step.node).inputs) {
+          reads = reads || std::find(block.input.begin(), block.input.end(), v) !=
+                               block.input.end();
+        }
+      }
+      if (!reads) return false;
+    }
+  }
+  return true;
+}
+
+TimeBounds time_bounds(const ChainModel& model) {
+  constexpr double kNone = std::numeric_limits<double>::infinity();
+  const int n = model.num_blocks();
+  std::vector<double> first_all(n, kNone), rerun_all(n, kNone), rerun_out(n, kNone),
+      first_sweep(n, kNone), rerun_sweep(n, kNone);
+  for (int b = 0; b < n; ++b) {
+    const BlockModel& block = model.blocks[static_cast<std::size_t>(b)];
+    const auto i = static_cast<std::size_t>(b);
+    for (const Mode& mode : block.modes) {
+      for (int context = 0; context < 8; ++context) {
+        const bool first = (context & 4) != 0;
+        const AllTerms terms =
+            mode_terms(block, mode, first, (context & 2) != 0, (context & 1) != 0);
+        if (!terms.valid) continue;
+        double& least = first ? first_all[i] : rerun_all[i];
+        least = std::min(least, terms.time_us);
+        if (!first && terms.output_needed) rerun_out[i] = std::min(rerun_out[i], terms.time_us);
+      }
+    }
+    for (int consume = 0; consume < 2; ++consume) {
+      if (block.no_save_first[consume].valid) {
+        first_sweep[i] = std::min(first_sweep[i], block.no_save_first[consume].time_us);
+      }
+      if (block.no_save_rerun[consume].valid) {
+        rerun_sweep[i] = std::min(rerun_sweep[i], block.no_save_rerun[consume].time_us);
+      }
+    }
+  }
+  // A value a block has no piece for is never part of a tree: 0 keeps every bound a bound.
+  auto finite = [](double x) { return std::isfinite(x) ? x : 0.0; };
+  TimeBounds bounds;
+  for (auto* sum : {&bounds.least, &bounds.first, &bounds.rerun, &bounds.extra}) sum->push_back(0);
+  PieceWriter writer(model);
+  for (int b = 0; b < n; ++b) {
+    const auto i = static_cast<std::size_t>(b);
+    const double least = std::min(first_all[i], first_sweep[i] + rerun_all[i]);
+    double extra = 0;
+    if (b + 1 < n && rerun_reads_input(model, b + 1, writer)) {
+      extra = std::max(0.0, std::min(rerun_out[i], rerun_sweep[i] + rerun_all[i]) - rerun_all[i]);
+    }
+    bounds.least.push_back(bounds.least.back() + finite(least));
+    bounds.first.push_back(bounds.first.back() + finite(first_sweep[i]));
+    bounds.rerun.push_back(bounds.rerun.back() + finite(rerun_all[i]));
+    bounds.extra.push_back(bounds.extra.back() + finite(extra));
+  }
+  return bounds;
+}
+
+// The least time any C(s, t) can take, and the most a tree that contains it may spend in it
+// and still cost at most the ceiling (with a relative tolerance for sums taken in different
+// orders). Below the first pass (t < n-1) C(s, t)'s blocks were swept on the first pass and
+// their kAll nodes are reruns inside it.
+double least_time_of(const TimeBounds& bounds, int n, int s, int t) {
+  if (t + 1 == n) return TimeBounds::span(bounds.least, s, t);
+  return TimeBounds::span(bounds.rerun, s, t) + TimeBounds::span(bounds.extra, s, t - 1);
+}
+
+double time_cap_of(const TimeBounds& bounds, int n, double ceiling, int s, int t) {
+  const double outside =
+      TimeBounds::span(bounds.least, 0, s - 1) + TimeBounds::span(bounds.least, t + 1, n - 1);
+  const double cap = ceiling + 1e-9 * std::max(1.0, std::abs(ceiling)) - outside;
+  return t + 1 == n ? cap : cap - TimeBounds::span(bounds.first, s, t);
+}
+
 }  // namespace
+
+double bounded_dp_work(const ChainModel& model, double time_ceiling_us) {
+  // Mirrors ChainDp's bounded solve: C(s, n-1) for every s, with splits up to the longest
+  // left part that can be in a tree within the ceiling, and every such C(s, t), with all splits.
+  const TimeBounds bounds = time_bounds(model);
+  const int n = model.num_blocks();
+  if (n == 0 || least_time_of(bounds, n, 0, n - 1) > time_cap_of(bounds, n, time_ceiling_us, 0, n - 1)) {
+    return 0;
+  }
+  auto fits = [&](int s, int t) {
+    return least_time_of(bounds, n, s, t) <= time_cap_of(bounds, n, time_ceiling_us, s, t);
+  };
+  double work = 0;
+  int end = 0;  // first block past the longest such C(s, t), t < n-1
+  for (int s = 0; s < n; ++s) {
+    end = std::max(end, s);
+    while (end < n - 1 && fits(s, end)) ++end;
+    const double length = end - s;
+    work += 1 + length + length * (length + 1) / 2;
+  }
+  return work;
+}
 
 ChainDp::ChainDp(const ChainModel& model, const DpOptions& options)
     : model_(model), options_(options), n_(model.num_blocks()) {
@@ -133,6 +282,19 @@ ChainDp::ChainDp(const ChainModel& model, const DpOptions& options)
     states_ = inner + static_cast<std::size_t>(n_) + macros * macros;
   }
   slot_.assign(2 * states_, -1);
+  if (std::isfinite(options_.time_ceiling_us) && macro_of_.empty() &&
+      options_.optimistic_points == 0) {
+    bounded_ = true;
+    const TimeBounds bounds = time_bounds(model_);
+    bounded_least_.resize(states_);
+    bounded_cap_.resize(states_);
+    for (int s = 0; s < n_; ++s) {
+      for (int t = s; t < n_; ++t) {
+        bounded_least_[state(s, t)] = least_time_of(bounds, n_, s, t);
+        bounded_cap_[state(s, t)] = time_cap_of(bounds, n_, options_.time_ceiling_us, s, t);
+      }
+    }
+  }
   number_block_sequences();
   const auto start = std::chrono::steady_clock::now();
   int reported_tenth = 0;
@@ -235,6 +397,9 @@ bool ChainDp::outer(int s, int t) const {
 }
 
 bool ChainDp::computed(int s, int t) const {
+  // Bounded: only sub-problems that can be part of a tree within the ceiling (the first pass
+  // always, so that the root has a frontier, empty or not).
+  if (bounded_) return t + 1 == n_ || bounded_least_[state(s, t)] <= bounded_cap_[state(s, t)];
   if (macro_of_.empty() || t + 1 == n_) return true;  // the first forward pass stays fine
   return macro_of_[static_cast<std::size_t>(s)] == macro_of_[static_cast<std::size_t>(t)] ||
          outer(s, t);
@@ -298,8 +463,9 @@ void ChainDp::solve(int s, int t, bool hold) {
     return;
   }
   const int sequence = sequence_[state(s, t)];
+  // Bounded: caps depend on where the sub-problem is, so alike sub-problems are not shared.
   const std::int64_t key =
-      sequence >= 0
+      sequence >= 0 && !bounded_
           ? (static_cast<std::int64_t>(sequence) * 2 + (t + 1 == n_ ? 1 : 0)) * 2 + (hold ? 1 : 0)
           : -1 - static_cast<std::int64_t>(index(hold, s, t));
   const auto [known, inserted] = shared_.emplace(key, static_cast<int>(pool_.size()));
@@ -310,6 +476,8 @@ void ChainDp::solve(int s, int t, bool hold) {
   std::vector<DpPoint>& result = pool_.back();
   candidates_.clear();
   std::int64_t min_peak = kInfeasible;
+  // Bounded: a point costing more than the cap is of no use.
+  time_cap_us_ = bounded_ ? bounded_cap_[state(s, t)] : std::numeric_limits<double>::infinity();
   if (stores_through(s, t)) {
     const int macro = macro_of_[static_cast<std::size_t>(s)];
     const int next = macro_end_[static_cast<std::size_t>(macro)] + 1;
@@ -359,6 +527,15 @@ void ChainDp::solve(int s, int t, bool hold) {
     for (int split = s + 1; split <= t && sweep.valid; ++split) {
       if (split > s + 1) extend_sweep(sweep, s, split - 1, t);
       if (!sweep.valid) break;  // a longer sweep repeats the invalid piece
+      if (bounded_) {
+        // The left part's least time only grows with the split: past the first that cannot fit,
+        // none can. An option whose least time is over the cap adds nothing.
+        if (!computed(s, split - 1)) break;
+        if (sweep.time_us + bounded_least_[state(split, t)] + bounded_least_[state(s, split - 1)] >
+            time_cap_us_) {
+          continue;
+        }
+      }
       if (!computed(split, t) || !computed(s, split - 1)) continue;
       offer_checkpoint(result, s, split, t, hold, sweep, min_peak);
     }
@@ -378,7 +555,7 @@ void ChainDp::offer_all(std::vector<DpPoint>& result, const AllTerms& terms, int
                         std::int32_t choice, std::int64_t& min_peak) {
   const std::int64_t cap = options_.cap_bytes;
   const std::int64_t floor = std::max(terms.before_peak, terms.after_peak);
-  Offer offer(result, candidates_);
+  Offer offer(result, candidates_, time_cap_us_);
   if (next > t) {
     min_peak = std::min(min_peak, floor);
     if (floor <= cap) offer(floor, terms.time_us, choice);
@@ -395,8 +572,9 @@ void ChainDp::offer_all(std::vector<DpPoint>& result, const AllTerms& terms, int
     return;
   }
   // Sub-points that fit under the floor all give the floor: only the cheapest of them counts.
-  for (std::size_t j = last_at_most(sub_frontier, floor - terms.held_bytes);
-       j < sub_frontier.size(); ++j) {
+  std::size_t start = last_at_most(sub_frontier, floor - terms.held_bytes);
+  if (bounded_) start = std::max(start, first_within(sub_frontier, time_cap_us_ - terms.time_us));
+  for (std::size_t j = start; j < sub_frontier.size(); ++j) {
     const DpPoint& point = sub_frontier[j];
     const std::int64_t peak = std::max(floor, add_bytes(point.peak_bytes, terms.held_bytes));
     if (peak > cap) break;
@@ -440,9 +618,15 @@ void ChainDp::offer_checkpoint(std::vector<DpPoint>& result, int s, int split, i
   const double least_time = sweep.time_us + a.back().time_us + b.back().time_us;
   if (covered(result, corner, least_time)) return;
   const auto choice = static_cast<std::int32_t>(s - split);  // relative: shared sub-problems
-  Offer offer(result, candidates_);
+  Offer offer(result, candidates_, time_cap_us_);
   std::size_t i = last_at_most(a, sweep.peak - input);
   std::size_t k = last_at_most(b, sweep.peak);
+  if (bounded_) {
+    // Points of one side too slow even with the other side's fastest are never offered.
+    i = std::max(i, first_within(a, time_cap_us_ - sweep.time_us - b.back().time_us));
+    k = std::max(k, first_within(b, time_cap_us_ - sweep.time_us - a.back().time_us));
+    if (i == a.size() || k == b.size()) return;
+  }
   for (;;) {
     const std::int64_t pa = add_bytes(a[i].peak_bytes, input);
     const std::int64_t pb = b[k].peak_bytes;

@@ -266,7 +266,17 @@ struct DpOptions {
   // which dominates them; the operations that combine frontiers are monotone, so the root
   // frontier then lies on or below the class's true one. reconstruct() must not be used.
   int optimistic_points = 0;
+  // Single-level only, finite: the time of a schedule of the class known to meet the one budget
+  // the DP is solved for. Every sub-problem and point that could only be part of a costlier tree
+  // is skipped (docs/algorithms.md, "The bounded exact DP"), so reconstruct() at that budget
+  // still returns the class's optimum; frontier() and min_peak() are no longer the class's.
+  double time_ceiling_us = std::numeric_limits<double>::infinity();
 };
+
+// The bounded exact DP's work for a ceiling: the (s, split, t) combinations it would try
+// (sub-problems it solves and their splits), for deciding whether to run it. 0 when even the
+// least-time schedule of the class costs more than the ceiling.
+double bounded_dp_work(const ChainModel& model, double time_ceiling_us);
 
 // A frontier point of C(s, t, hold): the least time at a peak of peak_bytes, and the option that
 // achieves it (>= 0: kAll with that mode; < 0: kCheckpoint with split = s - choice).
@@ -355,6 +365,11 @@ class ChainDp {
   std::vector<std::vector<int>> context_modes_;
   std::vector<char> hold_insensitive_;  // per block: C(s, t, true) is C(s, t, false)
   std::size_t stored_points_ = 0;
+  // The bounded exact DP (time_ceiling_us finite).
+  bool bounded_ = false;
+  std::vector<double> bounded_least_;  // per state: the least time any C(s, t) can take
+  std::vector<double> bounded_cap_;    // per state: the most a useful point of it may take
+  double time_cap_us_ = std::numeric_limits<double>::infinity();  // of the one being solved
 };
 
 }  // namespace ckpt::planning

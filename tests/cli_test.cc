@@ -151,17 +151,33 @@ TEST_F(CliTest, ExactBlocksChoosesTheDp) {
   const std::string mlp = (fs::path(CKPT_SOURCE_DIR) / "examples" / "graphs" / "mlp.json").string();
   if (!fs::exists(mlp)) GTEST_SKIP() << "no examples/graphs/mlp.json";
   const CliResult exact = run({mlp, "--budget", "40%", "--format", "json"});
-  const CliResult two_level =
+  const CliResult two_level = run(
+      {mlp, "--budget", "40%", "--format", "json", "--exact-blocks", "0", "--bounded-work", "0"});
+  const CliResult bounded =
       run({mlp, "--budget", "40%", "--format", "json", "--exact-blocks", "0"});
   ASSERT_EQ(exact.code, kExitOk) << exact.err;
   ASSERT_EQ(two_level.code, kExitOk) << two_level.err;
+  ASSERT_EQ(bounded.code, kExitOk) << bounded.err;
   const Json a = Json::parse(exact.out);
   const Json b = Json::parse(two_level.out);
+  const Json c = Json::parse(bounded.out);
   EXPECT_TRUE(a["exact"].get<bool>());
   EXPECT_FALSE(b["exact"].get<bool>());
   EXPECT_NE(b["note"].get<std::string>().find("two-level"), std::string::npos) << b["note"];
   EXPECT_GE(b["compute_cost"].get<double>(), a["compute_cost"].get<double>() - 1e-6);
   EXPECT_LE(b["peak_bytes"].get<std::int64_t>(), b["budget_bytes"].get<std::int64_t>());
+  // The bounded exact DP turns the two-level plan into the exact one.
+  EXPECT_TRUE(c["exact"].get<bool>()) << c["note"];
+  EXPECT_NE(c["note"].get<std::string>().find("bounded exact DP"), std::string::npos) << c["note"];
+  EXPECT_NEAR(c["compute_cost"].get<double>(), a["compute_cost"].get<double>(),
+              1e-9 * a["compute_cost"].get<double>());
+}
+
+TEST_F(CliTest, BoundedWorkMustBeANonNegativeNumber) {
+  const CliResult r = run({graph_path_, "--bounded-work", "-1"});
+  EXPECT_EQ(r.code, kExitInputError);
+  EXPECT_NE(r.err.find("--bounded-work"), std::string::npos) << r.err;
+  EXPECT_TRUE(r.out.empty());
 }
 
 TEST_F(CliTest, SweepNeedsAtLeastTwoBudgets) {

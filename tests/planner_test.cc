@@ -4,10 +4,12 @@
 // exactly, and the optimal plan is never worse than a baseline at a budget the baseline meets.
 #include "ckpt/planner.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <limits>
 #include <optional>
 #include <random>
 #include <string>
@@ -357,6 +359,7 @@ TEST(PlannerTest, MaxExactBlocksChoosesTheDp) {
       exact.budget_bytes = store_all * percent / 100;
       PlanOptions two_level = exact;
       two_level.max_exact_blocks = 0;
+      two_level.max_bounded_work = 0;
       const Plan a = plan(g, exact);
       const Plan b = plan(g, two_level);
       check_plan(g, a);
@@ -404,29 +407,73 @@ TEST(PlannerTest, LowerBoundIsBelowTheOptimumAndTightWithoutMerging) {
     }
   }
   EXPECT_GT(compared, 40);
-  std::mt19937 chain_rng(8);
+  std::mt19937 chain_rng(9);
   const TrainingGraph g = plain_chain(chain_rng, 120);
   PlanOptions half;
   half.budget_bytes = 0;
+  half.max_bounded_work = 0;  // the two-level plan itself
   const std::int64_t least = plan(g, half).min_feasible_bytes;
-  half.budget_bytes = (least + simulate(g, store_all_schedule(g)).peak_bytes) / 2;
+  const std::int64_t store_all = simulate(g, store_all_schedule(g)).peak_bytes;
+  ASSERT_LT(least, store_all);  // else store-all would be the plan, exact by itself
+  half.budget_bytes = (least + store_all) / 2;
   const Plan approximate = plan(g, half);
   EXPECT_TRUE(approximate.feasible);
-  EXPECT_FALSE(approximate.exact);
+  EXPECT_FALSE(approximate.exact) << approximate.note << " least " << least;
   const std::optional<double> bound = compute_time_lower_bound(g, half, 8);
   ASSERT_TRUE(bound);
   EXPECT_LE(*bound, approximate.compute_time_us + 1e-6);
   EXPECT_THROW(compute_time_lower_bound(g, half, 1), Error);
 }
 
+// The bounded exact DP (the exact DP restricted to what could beat the two-level plan) finds the
+// exact DP's optimum: random chains and DAGs with every feature the generator has, forced onto
+// the two-level path (max_exact_blocks 0) with no limit on the bounded DP's work.
+TEST(PlannerTest, BoundedExactDpFindsTheOptimum) {
+  std::mt19937 rng(61);
+  int compared = 0, bounded = 0;
+  for (int i = 0; i < 120; ++i) {
+    testing::RandomGraphOptions options;
+    options.num_ops = 8 + i % 30;
+    options.chain = i % 3 != 0;
+    const TrainingGraph g = testing::random_training_graph(rng, options);
+    const std::int64_t store_all = simulate(g, store_all_schedule(g)).peak_bytes;
+    PlanOptions exact;
+    exact.budget_bytes = 0;
+    const std::int64_t least = plan(g, exact).min_feasible_bytes;
+    for (std::int64_t budget : {least, store_all * 30 / 100, store_all * 50 / 100,
+                                store_all * 70 / 100, store_all * 90 / 100}) {
+      SCOPED_TRACE(fmt::format("graph {} ({} ops) at {} bytes", i, options.num_ops, budget));
+      exact.budget_bytes = budget;
+      PlanOptions from_two_level = exact;
+      from_two_level.max_exact_blocks = 0;
+      from_two_level.max_bounded_work = std::numeric_limits<double>::infinity();
+      const Plan a = plan(g, exact);
+      const Plan b = plan(g, from_two_level);
+      check_plan(g, b);
+      EXPECT_EQ(a.feasible, b.feasible);
+      EXPECT_EQ(a.min_feasible_bytes, b.min_feasible_bytes);
+      EXPECT_EQ(a.exact, b.exact) << b.note;
+      if (!a.feasible) continue;
+      ++compared;
+      bounded += b.note.find("bounded exact DP") != std::string::npos;
+      EXPECT_NEAR(b.compute_time_us, a.compute_time_us, 1e-6 * a.compute_time_us) << b.note;
+    }
+  }
+  EXPECT_GT(compared, 300);
+  EXPECT_GT(bounded, 150);  // the rest are chains of at most 3 blocks (always single-level)
+}
+
 TEST(PlannerTest, LongChainUsesTheTwoLevelDp) {
-  // 200 single-op blocks: more than the single-level DP takes.
+  // 200 single-op blocks: more than the single-level DP takes; the bounded exact DP is off.
   std::mt19937 rng(8);
   const TrainingGraph g = plain_chain(rng, 200);
   const std::int64_t store_all = simulate(g, store_all_schedule(g)).peak_bytes;
   for (int percent : {20, 50, 80}) {
     const std::int64_t budget = store_all * percent / 100;
-    const Plan p = plan_at(g, Strategy::kOptimal, budget);
+    PlanOptions options;
+    options.budget_bytes = budget;
+    options.max_bounded_work = 0;
+    const Plan p = plan(g, options);
     check_plan(g, p);
     EXPECT_FALSE(p.exact);
     EXPECT_NE(p.note.find("two-level"), std::string::npos) << p.note;

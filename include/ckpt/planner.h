@@ -50,6 +50,11 @@ struct PlanOptions {
   // The exact DP's time grows as the cube of the blocks. 0..2048 (chains of up to 3 blocks are
   // always solved exactly).
   int max_exact_blocks = 96;
+  // kOptimal, longer chains: the two-level plan is then made exact by the bounded exact DP (the
+  // exact DP restricted to what could beat the two-level plan's time; docs/algorithms.md) when
+  // that would try at most this many (first block, split, last block) combinations; 0: never.
+  // Its work shrinks as the budget grows (at generous budgets optimal trees are shallow).
+  double max_bounded_work = 1e6;
   // Called with one line of progress on long solves (ckpt-plan --verbose); may be empty.
   std::function<void(std::string_view)> progress;
 };
