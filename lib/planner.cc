@@ -347,6 +347,7 @@ double elapsed_ms(std::chrono::steady_clock::time_point start) {
 struct BoundedSolve {
   bool ran = false;
   std::optional<Tree> tree;
+  double work = 0;  // combinations tried (estimated before the solve)
 };
 
 BoundedSolve bounded_exact_tree(const ChainModel& model, const Tree& known, double ceiling_us,
@@ -366,6 +367,7 @@ BoundedSolve bounded_exact_tree(const ChainModel& model, const Tree& known, doub
   }
   BoundedSolve result;
   result.ran = true;
+  result.work = work;
   if (work == 0) return result;  // even the least-time tree costs more than the ceiling
   const auto start = std::chrono::steady_clock::now();
   planning::DpOptions dp_options;
@@ -395,8 +397,8 @@ BoundedSolve bounded_exact_tree(const ChainModel& model, const Tree& known, doub
 }
 
 // `ceiling_us`: the time of a plan already found at this budget (of the other class of
-// schedules), which this class need only beat.
-void plan_optimal_from(const TrainingGraph& graph, const PlanOptions& options, const Setup& setup,
+// schedules), which this class need only beat. Returns the bounded exact DP's work (0 if none).
+double plan_optimal_from(const TrainingGraph& graph, const PlanOptions& options, const Setup& setup,
                        OptimalSolve& solve, Plan& result,
                        double ceiling_us = std::numeric_limits<double>::infinity()) {
   const ChainModel& model = setup.model;
@@ -418,7 +420,7 @@ void plan_optimal_from(const TrainingGraph& graph, const PlanOptions& options, c
     two_level = false;  // exact whatever the DP: plain backpropagation is the cheapest schedule
     finish_notes();
     finish_store_all(graph, setup, result);
-    return;
+    return 0;
   }
   std::vector<Tree> trees = {solve.dp->reconstruct(options.budget_bytes)};  // first: wins ties
   const std::int64_t dp_least = solve.dp->min_peak();
@@ -442,7 +444,7 @@ void plan_optimal_from(const TrainingGraph& graph, const PlanOptions& options, c
   if (tree == nullptr || (tree_peak > options.budget_bytes && store_all_peak < tree_peak)) {
     finish_notes();
     finish_store_all(graph, setup, result);  // nothing fits and store-all needs the least
-    return;
+    return 0;
   }
   BoundedSolve bounded;
   if (two_level) {
@@ -472,6 +474,7 @@ void plan_optimal_from(const TrainingGraph& graph, const PlanOptions& options, c
   if (result.peak_bytes <= options.budget_bytes && model.approximate() && !solve.dp->two_level()) {
     append_note(result.note, gap_note(setup, solve, options.budget_bytes, result));
   }
+  return bounded.work;
 }
 
 void plan_baseline(const TrainingGraph& graph, const PlanOptions& options, const Setup& setup,
@@ -583,19 +586,23 @@ std::vector<Plan> plan_sweep(const TrainingGraph& graph, const PlanOptions& opti
     if (earliest) earliest_solve.emplace(solve_optimal(*earliest, options, cap));
   }
   std::vector<Plan> plans;
+  // The bounded exact DP's work limit is for the whole sweep: its budgets share it, in order.
+  double bounded_work_left = options.max_bounded_work;
   for (std::int64_t budget : budgets_bytes) {
     PlanOptions one = options;
     one.budget_bytes = budget;
     Plan result = empty_plan(graph, one);
     switch (options.strategy) {
       case Strategy::kOptimal:
-        plan_optimal_from(graph, one, setup, *solve, result);
+        one.max_bounded_work = bounded_work_left;
+        bounded_work_left -= plan_optimal_from(graph, one, setup, *solve, result);
         if (earliest) {
           Plan other = empty_plan(graph, one);
-          plan_optimal_from(graph, one, *earliest, *earliest_solve, other,
-                            result.peak_bytes <= result.budget_bytes
-                                ? result.compute_time_us
-                                : std::numeric_limits<double>::infinity());
+          one.max_bounded_work = bounded_work_left;
+          bounded_work_left -= plan_optimal_from(
+              graph, one, *earliest, *earliest_solve, other,
+              result.peak_bytes <= result.budget_bytes ? result.compute_time_us
+                                                       : std::numeric_limits<double>::infinity());
           result = better_plan(std::move(result), std::move(other));
         }
         break;

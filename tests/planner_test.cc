@@ -463,6 +463,34 @@ TEST(PlannerTest, BoundedExactDpFindsTheOptimum) {
   EXPECT_GT(bounded, 150);  // the rest are chains of at most 3 blocks (always single-level)
 }
 
+// In a sweep the bounded exact DP's work limit is shared by the budgets: without a limit every
+// plan of a 60-block chain forced onto the two-level path is the exact one; with a limit below
+// any single solve's work none is exact.
+TEST(PlannerTest, SweepSharesTheBoundedWorkLimit) {
+  std::mt19937 rng(71);
+  const TrainingGraph g = plain_chain(rng, 60);
+  const std::int64_t store_all = simulate(g, store_all_schedule(g)).peak_bytes;
+  std::vector<std::int64_t> budgets;
+  for (int percent : {30, 45, 60, 75, 90}) budgets.push_back(store_all * percent / 100);
+  PlanOptions exact;
+  const std::vector<Plan> a = plan_sweep(g, exact, budgets);
+  PlanOptions unlimited;
+  unlimited.max_exact_blocks = 0;
+  unlimited.max_bounded_work = std::numeric_limits<double>::infinity();
+  const std::vector<Plan> b = plan_sweep(g, unlimited, budgets);
+  PlanOptions limited = unlimited;
+  limited.max_bounded_work = 10;
+  const std::vector<Plan> c = plan_sweep(g, limited, budgets);
+  for (std::size_t i = 0; i < budgets.size(); ++i) {
+    SCOPED_TRACE(budgets[i]);
+    ASSERT_TRUE(a[i].feasible);
+    EXPECT_TRUE(b[i].exact) << b[i].note;
+    EXPECT_NEAR(b[i].compute_time_us, a[i].compute_time_us, 1e-9 * a[i].compute_time_us);
+    EXPECT_FALSE(c[i].exact) << c[i].note;
+    EXPECT_GE(c[i].compute_time_us, a[i].compute_time_us * (1 - 1e-9));
+  }
+}
+
 TEST(PlannerTest, LongChainUsesTheTwoLevelDp) {
   // 200 single-op blocks: more than the single-level DP takes; the bounded exact DP is off.
   std::mt19937 rng(8);
