@@ -10,6 +10,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cstdlib>
 #include <exception>
 #include <optional>
 #include <string>
@@ -136,7 +137,18 @@ std::optional<int> parse_arguments(int argc, const char* const* argv, CliOptions
   app.add_option("--bounded-work", options.max_bounded_work,
                  "Longer chains: make the two-level plan exact with the bounded exact DP when it "
                  "would try at most N combinations (default 1e6, about a second; 0: never)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(
+          [](const std::string& text) -> std::string {
+            char* end = nullptr;
+            const double value = std::strtod(text.c_str(), &end);
+            if (text.empty() || *end != '\0' || !(value >= 0)) {
+              return "'" + text +
+                     "' is not a non-negative number of combinations (e.g. 1e6, the default; 0 "
+                     "turns the bounded exact DP off)";
+            }
+            return {};
+          },
+          "N >= 0")
       ->type_name("N");
   app.add_flag("--verbose,-v", options.verbose, "Print progress to stderr");
   app.add_flag("--explain", options.explain,

@@ -174,10 +174,14 @@ TEST_F(CliTest, ExactBlocksChoosesTheDp) {
 }
 
 TEST_F(CliTest, BoundedWorkMustBeANonNegativeNumber) {
-  const CliResult r = run({graph_path_, "--bounded-work", "-1"});
-  EXPECT_EQ(r.code, kExitInputError);
-  EXPECT_NE(r.err.find("--bounded-work"), std::string::npos) << r.err;
-  EXPECT_TRUE(r.out.empty());
+  for (const char* bad : {"-1", "abc", "1e6x", "nan"}) {
+    const CliResult r = run({graph_path_, "--bounded-work", bad});
+    EXPECT_EQ(r.code, kExitInputError) << bad;
+    EXPECT_NE(r.err.find("--bounded-work"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("not a non-negative number"), std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty());
+  }
+  EXPECT_EQ(run({graph_path_, "--bounded-work", "1e8"}).code, kExitOk);
 }
 
 TEST_F(CliTest, SweepNeedsAtLeastTwoBudgets) {
