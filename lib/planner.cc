@@ -344,6 +344,11 @@ double elapsed_ms(std::chrono::steady_clock::time_point start) {
 // time of `known` (a tree that meets the budget). `ran` is false when its work would be over
 // options.max_bounded_work; otherwise `tree` is the class's optimum at the budget, or none when
 // no tree of the class costs at most `ceiling_us` (less than `known`).
+// The bounded exact DP gives up past this many frontier points (24 bytes each: 3.2 GB), whatever
+// max_bounded_work allows: the work estimate does not bound the frontiers' sizes (the 1000-op
+// chain at 40% of store-all: 3.5e7 combinations, 3.5e8 points, 8.5 GB).
+constexpr std::size_t kMaxBoundedPoints = std::size_t{1} << 27;
+
 struct BoundedSolve {
   bool ran = false;
   std::optional<Tree> tree;
@@ -374,7 +379,18 @@ BoundedSolve bounded_exact_tree(const ChainModel& model, const Tree& known, doub
   dp_options.cap_bytes = options.budget_bytes;
   dp_options.max_single_level_blocks = std::numeric_limits<int>::max();
   dp_options.time_ceiling_us = ceiling;
+  dp_options.max_points = kMaxBoundedPoints;
   const ChainDp dp(model, dp_options);
+  if (dp.gave_up()) {
+    if (options.progress) {
+      options.progress(fmt::format(
+          "planner: the bounded exact DP stopped at {} frontier points ({:.1f} GB) after {:.0f} "
+          "ms; the plan stays two-level",
+          dp.stored_points(), 24e-9 * static_cast<double>(dp.stored_points()),
+          elapsed_ms(start)));
+    }
+    return {};
+  }
   Tree tree = dp.reconstruct(options.budget_bytes);
   if (options.progress) {
     options.progress(fmt::format(

@@ -304,6 +304,10 @@ ChainDp::ChainDp(const ChainModel& model, const DpOptions& options)
       solve(s, s + span, false);
       solve(s, s + span, true);
     }
+    if (stored_points_ > options_.max_points) {
+      gave_up_ = true;
+      break;
+    }
     const int tenth = (span + 1) * 10 / n_;
     if (options_.progress && n_ >= 64 && tenth > reported_tenth) {
       reported_tenth = tenth;

@@ -271,6 +271,8 @@ struct DpOptions {
   // is skipped (docs/algorithms.md, "The bounded exact DP"), so reconstruct() at that budget
   // still returns the class's optimum; frontier() and min_peak() are no longer the class's.
   double time_ceiling_us = std::numeric_limits<double>::infinity();
+  // Bounded only: stop (gave_up()) once the frontiers hold more points than this (24 bytes each).
+  std::size_t max_points = std::numeric_limits<std::size_t>::max();
 };
 
 // The bounded exact DP's work for a ceiling: the (s, split, t) combinations it would try
@@ -301,6 +303,8 @@ class ChainDp {
   // of a sub-class (splits of long sub-problems only at macro boundaries).
   bool two_level() const { return !macro_of_.empty(); }
   int macros() const { return static_cast<int>(macro_start_.size()); }
+  // True when the solve stopped at DpOptions::max_points: nothing else may then be used.
+  bool gave_up() const { return gave_up_; }
 
  private:
   // The slot of a sub-problem the DP computes. Single-level: every (s, t). Two-level: only those
@@ -365,6 +369,7 @@ class ChainDp {
   std::vector<std::vector<int>> context_modes_;
   std::vector<char> hold_insensitive_;  // per block: C(s, t, true) is C(s, t, false)
   std::size_t stored_points_ = 0;
+  bool gave_up_ = false;
   // The bounded exact DP (time_ceiling_us finite).
   bool bounded_ = false;
   std::vector<double> bounded_least_;  // per state: the least time any C(s, t) can take

@@ -229,6 +229,59 @@ TEST(PlannerBruteForceTest, RelaxedModesBoundTheExhaustiveSearch) {
   EXPECT_GT(checked, 50);
 }
 
+// The bounded exact DP's caps are sound and tight: with the ceiling at exactly the optimum's time
+// (no slack at all) it still rebuilds a tree of that time, and with the ceiling just below it
+// finds none. Its work estimate is 0 below the chain's least time, and it gives up at max_points.
+TEST(PlannerBruteForceTest, BoundedDpFindsTheOptimumAtAZeroSlackCeiling) {
+  std::mt19937 rng(83);
+  int checked = 0;
+  for (int i = 0; i < 150; ++i) {
+    testing::RandomGraphOptions options;
+    options.num_ops = 6 + i % 25;
+    options.chain = i % 3 != 0;
+    const TrainingGraph g = testing::random_training_graph(rng, options);
+    const ChainModel model = planning::build_chain_model(g, planning::decompose_into_blocks(g),
+                                                         planning::ModelOptions{});
+    const planning::ChainDp full(model, planning::DpOptions{});
+    const std::int64_t store_all = simulate(g, store_all_schedule(g)).peak_bytes;
+    for (std::int64_t budget : {full.min_peak(), store_all * 3 / 10, store_all / 2,
+                                store_all * 7 / 10, store_all * 9 / 10}) {
+      const Tree best = full.reconstruct(budget);
+      if (best.root < 0) continue;
+      const double optimum = planning::evaluate_tree(model, best).time_us;
+      SCOPED_TRACE(::testing::Message() << "graph " << i << " at " << budget << " bytes, optimum "
+                                      << optimum);
+      planning::DpOptions bounded;
+      bounded.cap_bytes = budget;
+      bounded.time_ceiling_us = optimum;
+      const planning::ChainDp at(model, bounded);
+      ASSERT_FALSE(at.gave_up());
+      const Tree tree = at.reconstruct(budget);
+      ASSERT_GE(tree.root, 0);
+      const planning::TreeValue value = planning::evaluate_tree(model, tree);
+      EXPECT_LE(value.peak_bytes, budget);
+      EXPECT_NEAR(value.time_us, optimum, 1e-9 * optimum);
+      bounded.time_ceiling_us = optimum * (1 - 1e-6);
+      EXPECT_LT(planning::ChainDp(model, bounded).reconstruct(budget).root, 0);
+      EXPECT_GT(planning::bounded_dp_work(model, optimum), 0);
+      ++checked;
+    }
+    // Below the least time any tree of the chain can take: nothing to try.
+    EXPECT_EQ(planning::bounded_dp_work(model, 0), 0);
+  }
+  EXPECT_GT(checked, 300);
+  std::mt19937 chain_rng(5);
+  testing::RandomGraphOptions options;
+  options.num_ops = 40;
+  const TrainingGraph g = testing::random_training_graph(chain_rng, options);
+  const ChainModel model = planning::build_chain_model(g, planning::decompose_into_blocks(g),
+                                                       planning::ModelOptions{});
+  planning::DpOptions tiny;
+  tiny.time_ceiling_us = 1e12;
+  tiny.max_points = 1;
+  EXPECT_TRUE(planning::ChainDp(model, tiny).gave_up());
+}
+
 // ---- Every schedule, for tiny graphs. ----
 
 // The least compute time of any valid schedule whose peak fits `budget_bytes` and whose first
