@@ -48,6 +48,7 @@ struct CliOptions {
   bool explain = false;
   int max_exact_blocks = PlanOptions{}.max_exact_blocks;
   double max_bounded_work = PlanOptions{}.max_bounded_work;
+  std::string bounded_memory;  // empty: PlanOptions' default
 };
 
 constexpr std::string_view kFooter = R"(Exit codes:
@@ -150,6 +151,10 @@ std::optional<int> parse_arguments(int argc, const char* const* argv, CliOptions
           },
           "N >= 0")
       ->type_name("N");
+  app.add_option("--bounded-memory", options.bounded_memory,
+                 "The most the bounded exact DP's frontiers may hold before it gives up and the "
+                 "plan stays two-level (default 4GiB)")
+      ->type_name("SIZE");
   app.add_flag("--verbose,-v", options.verbose, "Print progress to stderr");
   app.add_flag("--explain", options.explain,
                "Explain block by block why values are kept or recomputed");
@@ -169,6 +174,7 @@ std::optional<int> parse_arguments(int argc, const char* const* argv, CliOptions
 struct CheckedOptions {
   Strategy strategy = Strategy::kOptimal;
   std::optional<BudgetSpec> budget;  // unset: the store-all peak
+  std::int64_t max_bounded_bytes = PlanOptions{}.max_bounded_bytes;
 };
 
 // Checks names, ranges and the budget's syntax before any file is read, so a typo fails fast.
@@ -192,6 +198,21 @@ CheckedOptions check_options(const CliOptions& options) {
   checked.strategy = *strategy;
   // An explicitly empty --budget "" is a syntax error, not the default.
   if (options.budget_given) checked.budget = parse_budget(options.budget);
+  if (!options.bounded_memory.empty()) {
+    const BudgetSpec memory = parse_budget(options.bounded_memory, "--bounded-memory");
+    if (memory.kind != BudgetSpec::Kind::kBytes) {
+      throw Error(ErrorKind::kUsage,
+                  fmt::format("--bounded-memory {}: give bytes (e.g. 4GiB, 16GB), not a share of "
+                              "the store-all peak",
+                              options.bounded_memory));
+    }
+    if (memory.bytes < (std::int64_t{1} << 20)) {
+      throw Error(ErrorKind::kUsage,
+                  fmt::format("--bounded-memory {}: give at least 1MiB (default 4GiB)",
+                              options.bounded_memory));
+    }
+    checked.max_bounded_bytes = memory.bytes;
+  }
   return checked;
 }
 
@@ -292,6 +313,7 @@ class PlanCommand {
     plan_options.budget_bytes = budget_bytes;
     plan_options.max_exact_blocks = options_.max_exact_blocks;
     plan_options.max_bounded_work = options_.max_bounded_work;
+    plan_options.max_bounded_bytes = checked_.max_bounded_bytes;
     if (options_.verbose) {
       plan_options.progress = [this](std::string_view line) { log(line); };
     }

@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "chain.h"
+#include "ckpt/budget.h"
 #include "ckpt/error.h"
 #include "ckpt/simulator.h"
 #include "planner_internal.h"
@@ -65,6 +66,18 @@ void check_options(const PlanOptions& options) {
                 fmt::format("plan: max_exact_blocks {} is outside 0..2048 (longer chains are "
                             "coarsened to 2048 blocks first)",
                             options.max_exact_blocks));
+  }
+  if (!(options.max_bounded_work >= 0)) {
+    throw Error(ErrorKind::kUsage,
+                fmt::format("plan: max_bounded_work {} is not a non-negative number of "
+                            "combinations (0 turns the bounded exact DP off)",
+                            options.max_bounded_work));
+  }
+  if (options.max_bounded_bytes < (std::int64_t{1} << 20)) {
+    throw Error(ErrorKind::kUsage,
+                fmt::format("plan: max_bounded_bytes {} is below 1 MiB; give the memory the "
+                            "bounded exact DP's frontiers may take (default 4 GiB)",
+                            options.max_bounded_bytes));
   }
 }
 
@@ -344,11 +357,6 @@ double elapsed_ms(std::chrono::steady_clock::time_point start) {
 // time of `known` (a tree that meets the budget). `ran` is false when its work would be over
 // options.max_bounded_work; otherwise `tree` is the class's optimum at the budget, or none when
 // no tree of the class costs at most `ceiling_us` (less than `known`).
-// The bounded exact DP gives up past this many frontier points (24 bytes each: 3.2 GB), whatever
-// max_bounded_work allows: the work estimate does not bound the frontiers' sizes (the 1000-op
-// chain at 40% of store-all: 3.5e7 combinations, 3.5e8 points, 8.5 GB).
-constexpr std::size_t kMaxBoundedPoints = std::size_t{1} << 27;
-
 struct BoundedSolve {
   bool ran = false;
   std::optional<Tree> tree;
@@ -379,14 +387,17 @@ BoundedSolve bounded_exact_tree(const ChainModel& model, const Tree& known, doub
   dp_options.cap_bytes = options.budget_bytes;
   dp_options.max_single_level_blocks = std::numeric_limits<int>::max();
   dp_options.time_ceiling_us = ceiling;
-  dp_options.max_points = kMaxBoundedPoints;
+  // The work estimate does not bound the frontiers' sizes: their memory has its own limit.
+  dp_options.max_points =
+      static_cast<std::size_t>(options.max_bounded_bytes) / sizeof(planning::DpPoint);
   const ChainDp dp(model, dp_options);
   if (dp.gave_up()) {
     if (options.progress) {
       options.progress(fmt::format(
-          "planner: the bounded exact DP stopped at {} frontier points ({:.1f} GB) after {:.0f} "
-          "ms; the plan stays two-level",
-          dp.stored_points(), 24e-9 * static_cast<double>(dp.stored_points()),
+          "planner: the bounded exact DP stopped at {} frontier points ({}, more than "
+          "max_bounded_bytes) after {:.0f} ms; the plan stays two-level",
+          dp.stored_points(),
+          format_bytes(static_cast<std::int64_t>(dp.stored_points() * sizeof(planning::DpPoint))),
           elapsed_ms(start)));
     }
     return {};

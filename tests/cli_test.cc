@@ -184,6 +184,16 @@ TEST_F(CliTest, BoundedWorkMustBeANonNegativeNumber) {
   EXPECT_EQ(run({graph_path_, "--bounded-work", "1e8"}).code, kExitOk);
 }
 
+TEST_F(CliTest, BoundedMemoryTakesBytesOfAtLeastOneMebibyte) {
+  for (const char* bad : {"40%", "12KiB", "lots"}) {
+    const CliResult r = run({graph_path_, "--bounded-memory", bad});
+    EXPECT_EQ(r.code, kExitInputError) << bad;
+    EXPECT_NE(r.err.find("--bounded-memory"), std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty());
+  }
+  EXPECT_EQ(run({graph_path_, "--bounded-memory", "16GiB"}).code, kExitOk);
+}
+
 TEST_F(CliTest, SweepNeedsAtLeastTwoBudgets) {
   const CliResult r = run({graph_path_, "--sweep", "1"});
   EXPECT_EQ(r.code, kExitInputError);

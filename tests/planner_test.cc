@@ -491,6 +491,27 @@ TEST(PlannerTest, SweepSharesTheBoundedWorkLimit) {
   }
 }
 
+// The bounded exact DP gives up at max_bounded_bytes (its work estimate does not bound its
+// frontiers), and the plan stays two-level; with room it is exact.
+TEST(PlannerTest, BoundedExactDpGivesUpAtItsMemoryLimit) {
+  std::mt19937 rng(8);
+  const TrainingGraph g = plain_chain(rng, 200);
+  PlanOptions options;
+  options.budget_bytes = simulate(g, store_all_schedule(g)).peak_bytes / 4;
+  options.max_bounded_work = std::numeric_limits<double>::infinity();
+  options.max_bounded_bytes = std::int64_t{1} << 20;
+  const Plan capped = plan(g, options);
+  check_plan(g, capped);
+  EXPECT_FALSE(capped.exact);
+  EXPECT_NE(capped.note.find("two-level"), std::string::npos) << capped.note;
+  options.max_bounded_bytes = std::int64_t{1} << 32;
+  const Plan roomy = plan(g, options);
+  EXPECT_TRUE(roomy.exact) << roomy.note;
+  EXPECT_LE(roomy.compute_time_us, capped.compute_time_us * (1 + 1e-9));
+  options.max_bounded_bytes = 1000;
+  EXPECT_THROW(plan(g, options), Error);
+}
+
 TEST(PlannerTest, LongChainUsesTheTwoLevelDp) {
   // 200 single-op blocks: more than the single-level DP takes; the bounded exact DP is off.
   std::mt19937 rng(8);

@@ -56,6 +56,10 @@ struct PlanOptions {
   // About a microsecond each on the dev machine; the work shrinks as the budget grows. In
   // plan_sweep() the budgets share this limit, in order.
   double max_bounded_work = 1e6;
+  // ... and it gives up (the plan stays two-level) once its frontiers would hold more than this
+  // many bytes (24 per point), whatever the work limit: the 1000-op synthetic chain at 40% of
+  // store-all needs 8.5 GB. At least 1 MiB.
+  std::int64_t max_bounded_bytes = std::int64_t{4} << 30;
   // Called with one line of progress on long solves (ckpt-plan --verbose); may be empty.
   std::function<void(std::string_view)> progress;
 };
