@@ -7,7 +7,9 @@
 // approximation for chains longer than PlanOptions::max_exact_blocks) loses against the exact DP,
 // on random chains of N ops (seeds 1..--seeds) at 80/60/40/25% and at the exact least budget;
 // the exact plan comes from the full exact DP, or with --bounded from the bounded exact DP (the
-// same optimum, tested, in a fraction of the time). Markdown output.
+// same optimum, tested, in a fraction of the time). With --exact-chain N it solves the synthetic
+// chain of N ops exactly by the bounded exact DP, without its work and memory limits, and prints
+// what that costs against the two-level plan. Markdown output.
 #include <fmt/format.h>
 #include <sys/resource.h>
 
@@ -43,6 +45,8 @@ struct BenchOptions {
   bool gap_bounded = false;  // --gap: the exact plan by the bounded exact DP, not the full one
   int bound_points = 0;  // > 0: also a proven lower bound (compute_time_lower_bound)
   int bound_chain_ops = 0;  // > 0: the bound for the synthetic chain of this many ops
+  int exact_chain_ops = 0;  // > 0: the synthetic chain of this many ops by the bounded exact DP
+  std::vector<int> percents = {80, 60, 40, 25};  // --exact-chain: budgets, % of store-all
   std::vector<std::string> graph_paths;
 };
 
@@ -277,7 +281,56 @@ int bound_table(const BenchOptions& options) {
   return 0;
 }
 
+// The synthetic chain solved exactly by the bounded exact DP, without its work and memory limits,
+// against the two-level plan: what an exact plan of a long chain costs.
+int exact_chain_table(const BenchOptions& options) {
+  const TrainingGraph graph = synthetic_chain(options.exact_chain_ops);
+  const std::int64_t store_all = simulate(graph, store_all_schedule(graph)).peak_bytes;
+  fmt::print(
+      "Synthetic {}-op chain: the bounded exact DP without limits against the two-level plan\n\n"
+      "| budget | two-level overhead | exact overhead | combinations (both chains) | frontier "
+      "points (largest solve) | two-level (ms) | exact (ms) | peak RSS (MiB) |\n"
+      "|---|---|---|---|---|---|---|---|\n",
+      options.exact_chain_ops);
+  for (int percent : options.percents) {
+    PlanOptions two_level;
+    two_level.budget_bytes = store_all * percent / 100;
+    two_level.max_bounded_work = 0;
+    PlanOptions exact = two_level;
+    exact.max_bounded_work = std::numeric_limits<double>::infinity();
+    exact.max_bounded_bytes = std::numeric_limits<std::int64_t>::max();
+    double work = 0;
+    long points = 0;
+    exact.progress = [&](std::string_view line) {
+      // "planner: bounded exact DP under T us: W combinations, P frontier points, M ms"
+      constexpr std::string_view kUnder = "planner: bounded exact DP under ";
+      if (line.substr(0, kUnder.size()) != kUnder) return;
+      const std::size_t colon = line.find(": ", kUnder.size());
+      if (colon == std::string_view::npos) return;
+      const std::string rest(line.substr(colon + 2));
+      char* end = nullptr;
+      work += std::strtod(rest.c_str(), &end);
+      const std::size_t comma = rest.find(", ");
+      if (comma != std::string::npos) {
+        points = std::max(points, std::atol(rest.c_str() + comma + 2));
+      }
+    };
+    Plan a, b;
+    const double two_level_ms = elapsed_ms([&] { a = plan(graph, two_level); });
+    const double exact_ms = elapsed_ms([&] { b = plan(graph, exact); });
+    if (!b.exact || !a.feasible || !b.feasible) {
+      throw Error(ErrorKind::kUsage, "ckpt-bench --exact-chain: the chain did not get both plans");
+    }
+    fmt::print("| {}% | {:+.2f}% | {:+.2f}% | {:.3g} | {} | {:.0f} | {:.0f} | {} |\n", percent,
+               100 * a.overhead(), 100 * b.overhead(), work, points, two_level_ms, exact_ms,
+               peak_rss_kib() / 1024);
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
 int run(const BenchOptions& options) {
+  if (options.exact_chain_ops > 0) return exact_chain_table(options);
   if (options.bound_chain_ops > 0) return bound_table(options);
   if (options.gap_ops > 0) return gap_table(options);
   std::vector<std::pair<std::string, TrainingGraph>> graphs;
@@ -316,6 +369,16 @@ BenchOptions parse(int argc, char** argv) {
       options.bound_points = std::max(2, std::atoi(argv[++i]));
     } else if (arg == "--bound-chain" && i + 1 < argc) {
       options.bound_chain_ops = std::max(1, std::atoi(argv[++i]));
+    } else if (arg == "--exact-chain" && i + 1 < argc) {
+      options.exact_chain_ops = std::max(1, std::atoi(argv[++i]));
+    } else if (arg == "--percents" && i + 1 < argc) {
+      options.percents.clear();
+      std::string list = argv[++i];
+      for (std::size_t at = 0; at < list.size();) {
+        const std::size_t comma = std::min(list.find(',', at), list.size());
+        options.percents.push_back(std::atoi(list.substr(at, comma - at).c_str()));
+        at = comma + 1;
+      }
     } else if (arg == "--seeds" && i + 1 < argc) {
       options.gap_seeds = std::max(1, std::atoi(argv[++i]));
     } else if (arg == "--no-chain") {
@@ -323,7 +386,8 @@ BenchOptions parse(int argc, char** argv) {
     } else if (arg == "--help" || arg == "-h") {
       fmt::print("usage: ckpt-bench [--runs N] [--no-quality] [--no-chain] GRAPH.json...\n"
                  "       ckpt-bench --gap OPS [--seeds N] [--bounded] [--bound POINTS]\n"
-                 "       ckpt-bench --bound-chain OPS [--bound POINTS]\n");
+                 "       ckpt-bench --bound-chain OPS [--bound POINTS]\n"
+                 "       ckpt-bench --exact-chain OPS [--percents 80,60,40,25]\n");
       std::exit(0);
     } else {
       options.graph_paths.emplace_back(arg);
