@@ -491,9 +491,9 @@ double plan_optimal_from(const TrainingGraph& graph, const PlanOptions& options,
   if (bounded.ran) {
     append_note(result.note,
                 bounded.tree
-                    ? "exact: the chain is longer than the exact DP's limit, so the bounded exact "
-                      "DP solved it, restricted to what could beat the two-level plan "
-                      "(docs/algorithms.md, \"The bounded exact DP\")."
+                    ? "The bounded exact DP solved this chain exactly (it is longer than the "
+                      "exact DP's limit; the search was restricted to what could beat the "
+                      "two-level plan, docs/algorithms.md, \"The bounded exact DP\")."
                     : "no schedule of this class beats the other class's plan at this budget "
                       "(bounded exact DP); this one is the two-level plan.");
   }

@@ -650,14 +650,14 @@ void ChainDp::offer_checkpoint(std::vector<DpPoint>& result, int s, int split, i
 }
 
 void ChainDp::thin(std::vector<DpPoint>& frontier) const {
-  // Long chains only: at most about max_frontier_points points (by default max(128, n/4): longer
-  // chains have wider frontiers; on the 1000-op chain 64 points cost 1.8% at 80% of store-all
-  // and 250 points 0.2%, for 0.3 s more), evenly spread in memory. Every point kept is exact;
-  // the first (least memory) and last (least time) always stay, so the least budget is
+  // Long chains only: at most about max_frontier_points points (by default n/4 within 128..256:
+  // longer chains have wider frontiers; on the 1000-op chain 64 points cost 1.8% at 80% of
+  // store-all and 250 points 0.2%, for 0.3 s more), evenly spread in memory. Every point kept is
+  // exact; the first (least memory) and last (least time) always stay, so the least budget is
   // unchanged and a budget between two kept points pays the lower one's time.
   const std::size_t limit = static_cast<std::size_t>(
       options_.max_frontier_points > 0 ? std::max(2, options_.max_frontier_points)
-                                       : std::max(128, n_ / 4));
+                                       : std::clamp(n_ / 4, 128, 256));
   if (frontier.size() <= limit) return;
   const std::int64_t low = frontier.front().peak_bytes;
   const std::int64_t high = frontier.back().peak_bytes;

@@ -259,7 +259,7 @@ struct DpOptions {
   std::function<void(std::string_view)> progress;
   // Longer chains are solved by the two-level DP (docs/algorithms.md, "Long chains").
   int max_single_level_blocks = 96;
-  // Two-level DP only: frontiers are thinned to about this many points; 0: max(128, n/4).
+  // Two-level DP only: frontiers are thinned to about this many points; 0: clamp(n/4, 128, 256).
   int max_frontier_points = 0;
   // > 0: a lower bound instead of a plan. Every frontier is thinned to about this many points
   // by merging runs of points into their ideal corner (the run's least peak with its least time),
