@@ -105,11 +105,12 @@ std::optional<int> parse_arguments(int argc, const char* const* argv, CliOptions
                  "ckpt-profile/1")
       ->required()
       ->type_name("FILE");
-  CLI::Option* budget = app.add_option("--budget,-b", options.budget,
-                 "Memory budget: bytes (123456789), units B KB MB GB TB (x1000) or KiB MiB GiB "
-                 "TiB (x1024), decimals floored (2.5GiB), or a share of the store-all peak "
-                 "(40%). Default: the store-all peak")
-      ->type_name("SIZE");
+  CLI::Option* budget =
+      app.add_option("--budget,-b", options.budget,
+                     "Memory budget: bytes (123456789), units B KB MB GB TB (x1000) or KiB MiB GiB "
+                     "TiB (x1024), decimals floored (2.5GiB), or a share of the store-all peak "
+                     "(40%). Default: the store-all peak")
+          ->type_name("SIZE");
   app.add_option("--strategy,-s", options.strategy,
                  "Planner: " + strategy_names() + " (default optimal)")
       ->type_name("NAME");

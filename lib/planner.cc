@@ -117,8 +117,7 @@ void report_chain(const TrainingGraph& graph, const PlanOptions& options,
   options.progress(fmt::format(
       "planner: {} forward nodes cut into {} blocks ({} cuts merged by the backward rules, {} "
       "pinned values; backward nodes placed {})",
-      graph.num_forward_nodes(), chain.blocks.size(), chain.merged_cuts,
-      chain.pinned_values.size(),
+      graph.num_forward_nodes(), chain.blocks.size(), chain.merged_cuts, chain.pinned_values.size(),
       chain.placement == planning::BackwardPlacement::kEarliest ? "in the earliest block they may"
                                                                 : "with their ops"));
 }
@@ -411,7 +410,8 @@ BoundedSolve bounded_exact_tree(const ChainModel& model, const Tree& known, doub
   }
   if (tree.root < 0) {
     // Only a ceiling below the known tree's time can leave nothing: that tree is in the class.
-    if (ceiling >= known_us) invariant_broken("the bounded exact DP lost the plan it was bounded by");
+    if (ceiling >= known_us)
+      invariant_broken("the bounded exact DP lost the plan it was bounded by");
     return result;
   }
   const planning::TreeValue value = planning::evaluate_tree(model, tree);
@@ -426,8 +426,8 @@ BoundedSolve bounded_exact_tree(const ChainModel& model, const Tree& known, doub
 // `ceiling_us`: the time of a plan already found at this budget (of the other class of
 // schedules), which this class need only beat. Returns the bounded exact DP's work (0 if none).
 double plan_optimal_from(const TrainingGraph& graph, const PlanOptions& options, const Setup& setup,
-                       OptimalSolve& solve, Plan& result,
-                       double ceiling_us = std::numeric_limits<double>::infinity()) {
+                         OptimalSolve& solve, Plan& result,
+                         double ceiling_us = std::numeric_limits<double>::infinity()) {
   const ChainModel& model = setup.model;
   const std::int64_t store_all_peak = setup.store_all_result.peak_bytes;
   // Notes after the plan: a two-level solve may still be made exact by the bounded DP.
@@ -558,7 +558,6 @@ Plan empty_plan(const TrainingGraph& graph, const PlanOptions& options) {
   return result;
 }
 
-
 }  // namespace
 
 std::string_view to_string(Strategy strategy) {
@@ -626,10 +625,10 @@ std::vector<Plan> plan_sweep(const TrainingGraph& graph, const PlanOptions& opti
         if (earliest) {
           Plan other = empty_plan(graph, one);
           one.max_bounded_work = bounded_work_left;
-          bounded_work_left -= plan_optimal_from(
-              graph, one, *earliest, *earliest_solve, other,
-              result.peak_bytes <= result.budget_bytes ? result.compute_time_us
-                                                       : std::numeric_limits<double>::infinity());
+          bounded_work_left -= plan_optimal_from(graph, one, *earliest, *earliest_solve, other,
+                                                 result.peak_bytes <= result.budget_bytes
+                                                     ? result.compute_time_us
+                                                     : std::numeric_limits<double>::infinity());
           result = better_plan(std::move(result), std::move(other));
         }
         break;

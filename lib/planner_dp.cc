@@ -166,8 +166,8 @@ bool rerun_reads_input(const ChainModel& model, int b, PieceWriter& writer) {
       for (const Step& step : steps) {
         if (!step.is_compute()) continue;
         for (ValueId v : graph.node(step.node).inputs) {
-          reads = reads || std::find(block.input.begin(), block.input.end(), v) !=
-                               block.input.end();
+          reads =
+              reads || std::find(block.input.begin(), block.input.end(), v) != block.input.end();
         }
       }
       if (!reads) return false;
@@ -247,7 +247,8 @@ double bounded_dp_work(const ChainModel& model, double time_ceiling_us) {
   // left part that can be in a tree within the ceiling, and every such C(s, t), with all splits.
   const TimeBounds bounds = time_bounds(model);
   const int n = model.num_blocks();
-  if (n == 0 || least_time_of(bounds, n, 0, n - 1) > time_cap_of(bounds, n, time_ceiling_us, 0, n - 1)) {
+  if (n == 0 ||
+      least_time_of(bounds, n, 0, n - 1) > time_cap_of(bounds, n, time_ceiling_us, 0, n - 1)) {
     return 0;
   }
   auto fits = [&](int s, int t) {
@@ -655,9 +656,9 @@ void ChainDp::thin(std::vector<DpPoint>& frontier) const {
   // store-all and 250 points 0.2%, for 0.3 s more), evenly spread in memory. Every point kept is
   // exact; the first (least memory) and last (least time) always stay, so the least budget is
   // unchanged and a budget between two kept points pays the lower one's time.
-  const std::size_t limit = static_cast<std::size_t>(
-      options_.max_frontier_points > 0 ? std::max(2, options_.max_frontier_points)
-                                       : std::clamp(n_ / 4, 128, 256));
+  const std::size_t limit = static_cast<std::size_t>(options_.max_frontier_points > 0
+                                                         ? std::max(2, options_.max_frontier_points)
+                                                         : std::clamp(n_ / 4, 128, 256));
   if (frontier.size() <= limit) return;
   const std::int64_t low = frontier.front().peak_bytes;
   const std::int64_t high = frontier.back().peak_bytes;
@@ -732,12 +733,12 @@ void ChainDp::prune_modes_per_context() {
         const bool has_sub = (context & 1) != 0;
         const AllTerms kept = mode_terms(block, mode, first, /*hold=*/true, has_sub);
         const AllTerms freed = mode_terms(block, mode, first, /*hold=*/false, has_sub);
-        const bool same = kept.valid == freed.valid &&
-                          (!kept.valid || (kept.before_peak == freed.before_peak &&
-                                           kept.after_peak == freed.after_peak &&
-                                           kept.held_bytes == freed.held_bytes &&
-                                           kept.sub_hold == freed.sub_hold &&
-                                           kept.time_us == freed.time_us));
+        const bool same =
+            kept.valid == freed.valid &&
+            (!kept.valid ||
+             (kept.before_peak == freed.before_peak && kept.after_peak == freed.after_peak &&
+              kept.held_bytes == freed.held_bytes && kept.sub_hold == freed.sub_hold &&
+              kept.time_us == freed.time_us));
         if (!same) hold_insensitive_[static_cast<std::size_t>(s)] = 0;
       }
     }

@@ -445,8 +445,8 @@ TEST(CliBinaryTest, EveryStrategyOnEveryExampleGraph) {
   for (const fs::path& graph : graphs) {
     for (Strategy s : all_strategies()) {
       SCOPED_TRACE(graph.filename().string() + " --strategy " + std::string(to_string(s)));
-      const ProcessResult r = run_binary(fmt::format("'{}' --format json --strategy {}",
-                                                     graph.string(), to_string(s)));
+      const ProcessResult r =
+          run_binary(fmt::format("'{}' --format json --strategy {}", graph.string(), to_string(s)));
       ASSERT_TRUE(r.code == kExitOk || r.code == kExitInfeasible) << "exit " << r.code;
       const Json json = Json::parse(r.out);
       EXPECT_EQ(json["strategy"], to_string(s));

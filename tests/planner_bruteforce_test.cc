@@ -249,8 +249,8 @@ TEST(PlannerBruteForceTest, BoundedDpFindsTheOptimumAtAZeroSlackCeiling) {
       const Tree best = full.reconstruct(budget);
       if (best.root < 0) continue;
       const double optimum = planning::evaluate_tree(model, best).time_us;
-      SCOPED_TRACE(::testing::Message() << "graph " << i << " at " << budget << " bytes, optimum "
-                                      << optimum);
+      SCOPED_TRACE(::testing::Message()
+                   << "graph " << i << " at " << budget << " bytes, optimum " << optimum);
       planning::DpOptions bounded;
       bounded.cap_bytes = budget;
       bounded.time_ceiling_us = optimum;
@@ -274,8 +274,8 @@ TEST(PlannerBruteForceTest, BoundedDpFindsTheOptimumAtAZeroSlackCeiling) {
   testing::RandomGraphOptions options;
   options.num_ops = 40;
   const TrainingGraph g = testing::random_training_graph(chain_rng, options);
-  const ChainModel model = planning::build_chain_model(g, planning::decompose_into_blocks(g),
-                                                       planning::ModelOptions{});
+  const ChainModel model =
+      planning::build_chain_model(g, planning::decompose_into_blocks(g), planning::ModelOptions{});
   planning::DpOptions tiny;
   tiny.time_ceiling_us = 1e12;
   tiny.max_points = 1;

@@ -43,9 +43,9 @@ struct BenchOptions {
   int gap_ops = 0;  // > 0: the two-level DP's gap on random chains of this many ops
   int gap_seeds = 5;
   bool gap_bounded = false;  // --gap: the exact plan by the bounded exact DP, not the full one
-  int bound_points = 0;  // > 0: also a proven lower bound (compute_time_lower_bound)
-  int bound_chain_ops = 0;  // > 0: the bound for the synthetic chain of this many ops
-  int exact_chain_ops = 0;  // > 0: the synthetic chain of this many ops by the bounded exact DP
+  int bound_points = 0;      // > 0: also a proven lower bound (compute_time_lower_bound)
+  int bound_chain_ops = 0;   // > 0: the bound for the synthetic chain of this many ops
+  int exact_chain_ops = 0;   // > 0: the synthetic chain of this many ops by the bounded exact DP
   std::vector<int> percents = {80, 60, 40, 25};  // --exact-chain: budgets, % of store-all
   std::vector<std::string> graph_paths;
 };
@@ -170,11 +170,11 @@ void quality_table(const std::string& label, const TrainingGraph& graph) {
 int gap_table(const BenchOptions& options) {
   fmt::print(
       "Two-level DP vs exact DP{} on random {}-op chains (blocks = ops)\n\n"
-      "| seed | budget | exact overhead | two-level overhead | gap | exact (ms) | two-level (ms) |{}\n"
+      "| seed | budget | exact overhead | two-level overhead | gap | exact (ms) | two-level (ms) "
+      "|{}\n"
       "|---|---|---|---|---|---|---|{}\n",
       options.gap_bounded ? " (the bounded exact DP)" : "", options.gap_ops,
-      options.bound_points > 0 ? " lower bound |" : "",
-      options.bound_points > 0 ? "---|" : "");
+      options.bound_points > 0 ? " lower bound |" : "", options.bound_points > 0 ? "---|" : "");
   double worst = 0, sum = 0;
   int count = 0, zero = 0;
   for (int seed = 1; seed <= options.gap_seeds; ++seed) {
@@ -217,8 +217,9 @@ int gap_table(const BenchOptions& options) {
         if (bound && *bound > a.compute_time_us + 1e-6) {
           throw Error(ErrorKind::kUsage, "ckpt-bench --gap: the lower bound exceeds the optimum");
         }
-        bound_text = bound ? fmt::format(" {:+.1f}% |", 100 * (*bound / graph.baseline_time_us() - 1))
-                           : std::string(" none |");
+        bound_text = bound
+                         ? fmt::format(" {:+.1f}% |", 100 * (*bound / graph.baseline_time_us() - 1))
+                         : std::string(" none |");
       }
       std::string gap = "infeasible";
       if (b.feasible) {
@@ -384,10 +385,11 @@ BenchOptions parse(int argc, char** argv) {
     } else if (arg == "--no-chain") {
       options.synthetic_chain = false;
     } else if (arg == "--help" || arg == "-h") {
-      fmt::print("usage: ckpt-bench [--runs N] [--no-quality] [--no-chain] GRAPH.json...\n"
-                 "       ckpt-bench --gap OPS [--seeds N] [--bounded] [--bound POINTS]\n"
-                 "       ckpt-bench --bound-chain OPS [--bound POINTS]\n"
-                 "       ckpt-bench --exact-chain OPS [--percents 80,60,40,25]\n");
+      fmt::print(
+          "usage: ckpt-bench [--runs N] [--no-quality] [--no-chain] GRAPH.json...\n"
+          "       ckpt-bench --gap OPS [--seeds N] [--bounded] [--bound POINTS]\n"
+          "       ckpt-bench --bound-chain OPS [--bound POINTS]\n"
+          "       ckpt-bench --exact-chain OPS [--percents 80,60,40,25]\n");
       std::exit(0);
     } else {
       options.graph_paths.emplace_back(arg);
