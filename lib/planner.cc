@@ -469,8 +469,11 @@ double plan_optimal_from(const TrainingGraph& graph, const PlanOptions& options,
   const std::int64_t tree_peak =
       tree != nullptr ? planning::evaluate_tree(model, *tree).peak_bytes : store_all_peak;
   if (tree == nullptr || (tree_peak > options.budget_bytes && store_all_peak < tree_peak)) {
+    // Nothing fits and store-all needs the least: with the class's least peak known (the
+    // least-peak DP), that is the exact answer on the two-level path too.
+    if (solve.least_peak) two_level = false;
     finish_notes();
-    finish_store_all(graph, setup, result);  // nothing fits and store-all needs the least
+    finish_store_all(graph, setup, result);
     return 0;
   }
   BoundedSolve bounded;
