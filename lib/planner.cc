@@ -614,10 +614,17 @@ std::vector<Plan> plan_sweep(const TrainingGraph& graph, const PlanOptions& opti
     earliest = prepare_earliest(graph, options, setup);
     if (earliest) earliest_solve.emplace(solve_optimal(*earliest, options, cap));
   }
-  std::vector<Plan> plans;
-  // The bounded exact DP's work limit is for the whole sweep: its budgets share it, in order.
+  std::vector<Plan> plans(budgets_bytes.size());
+  // The bounded exact DP's work limit is for the whole sweep: its budgets share it, the most
+  // generous first (their optimal trees are the shallowest, so they cost the least).
   double bounded_work_left = options.max_bounded_work;
-  for (std::int64_t budget : budgets_bytes) {
+  std::vector<std::size_t> order(budgets_bytes.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return budgets_bytes[a] > budgets_bytes[b];
+  });
+  for (std::size_t index : order) {
+    const std::int64_t budget = budgets_bytes[index];
     PlanOptions one = options;
     one.budget_bytes = budget;
     Plan result = empty_plan(graph, one);
@@ -645,7 +652,7 @@ std::vector<Plan> plan_sweep(const TrainingGraph& graph, const PlanOptions& opti
     }
     result.feasible = result.peak_bytes <= result.budget_bytes;
     result.plan_ms = elapsed_ms(start);
-    plans.push_back(std::move(result));
+    plans[index] = std::move(result);
   }
   return plans;
 }

@@ -103,8 +103,10 @@ Plan plan(const TrainingGraph& graph, const PlanOptions& options);
 
 // Plans options.strategy at each of `budgets_bytes` (options.budget_bytes is ignored) sharing
 // one decomposition and, for the optimal strategy, one DP: the plans plan() returns for each
-// budget (for an exact plan, the same schedule), at a fraction of the time. Each plan_ms is the
-// time since the call started.
+// budget (for an exact plan, the same schedule), at a fraction of the time, except that on long
+// chains the budgets share options.max_bounded_work, the largest budgets first, so a plan that
+// plan() would make exact may stay two-level. Plans are returned in the order of the budgets;
+// each plan_ms is the time from the call's start to that plan's end (largest budgets first).
 std::vector<Plan> plan_sweep(const TrainingGraph& graph, const PlanOptions& options,
                              const std::vector<std::int64_t>& budgets_bytes);
 
