@@ -303,7 +303,7 @@ ChainDp::ChainDp(const ChainModel& model, const DpOptions& options)
     for (int s = 0; s + span < n_; ++s) {
       if (!computed(s, s + span)) continue;
       solve(s, s + span, false);
-      solve(s, s + span, true);
+      if (held_input_[static_cast<std::size_t>(s)] != 0) solve(s, s + span, true);
     }
     if (stored_points_ > options_.max_points) {
       gave_up_ = true;
@@ -741,6 +741,15 @@ void ChainDp::prune_modes_per_context() {
               kept.time_us == freed.time_us));
         if (!same) hold_insensitive_[static_cast<std::size_t>(s)] = 0;
       }
+    }
+  }
+  // C(s, t, true) is only ever asked for by a kAll of block s-1 whose mode's backward reads its
+  // output x_{s-1} (kCheckpoint passes its own hold to C(s, split-1), and the root holds
+  // nothing): for every other s it is not solved.
+  held_input_.assign(static_cast<std::size_t>(n_), 0);
+  for (int s = 1; s < n_; ++s) {
+    for (const Mode& mode : model_.blocks[static_cast<std::size_t>(s) - 1].modes) {
+      if (mode.reads_output) held_input_[static_cast<std::size_t>(s)] = 1;
     }
   }
   // A mode another one beats in this context on every figure the DP combines adds no point.

@@ -368,6 +368,7 @@ class ChainDp {
   // Per block and context (first run, hold, has a sub-call): the modes worth trying.
   std::vector<std::vector<int>> context_modes_;
   std::vector<char> hold_insensitive_;  // per block: C(s, t, true) is C(s, t, false)
+  std::vector<char> held_input_;        // per block: some caller may ask for C(s, t, true)
   std::size_t stored_points_ = 0;
   bool gave_up_ = false;
   // The bounded exact DP (time_ceiling_us finite).
