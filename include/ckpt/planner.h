@@ -58,7 +58,7 @@ struct PlanOptions {
   double max_bounded_work = 1e6;
   // ... and it gives up (the plan stays two-level) once its frontiers would hold more than this
   // many bytes (24 per point), whatever the work limit: the 1000-op synthetic chain at 40% of
-  // store-all needs 8.5 GB. At least 1 MiB.
+  // store-all needs 6.2 GB. At least 1 MiB.
   std::int64_t max_bounded_bytes = std::int64_t{4} << 30;
   // Called with one line of progress on long solves (ckpt-plan --verbose); may be empty.
   std::function<void(std::string_view)> progress;
