@@ -352,75 +352,133 @@ double elapsed_ms(std::chrono::steady_clock::time_point start) {
       .count();
 }
 
-// Long chains: the bounded exact DP (docs/algorithms.md) under the least of `ceiling_us` and the
-// time of `known` (a tree that meets the budget). `ran` is false when its work would be over
-// options.max_bounded_work; otherwise `tree` is the class's optimum at the budget, or none when
-// no tree of the class costs at most `ceiling_us` (less than `known`).
+// Long chains: the bounded exact DP (docs/algorithms.md, "The bounded exact DP") over one or
+// both classes of schedules (the two backward placements). The optimum lies between the classes'
+// lower bound (planning::time_lower_bound) and `ceiling_us` (the time of a tree known to meet the
+// budget), and the DP's work grows with its ceiling, so it searches under ceilings rising from the
+// bound: 0.15% above it, then 1.5 times as far each time, and at last `ceiling_us`. Under each,
+// every class is solved exactly up to that ceiling, a later class only up to the time found so
+// far (it need only beat it); the first ceiling under which a tree turns up gives the optimum.
+// `ran` is false when the work so far and the next solve's would pass options.max_bounded_work,
+// or the frontiers max_bounded_bytes (`gave_up`); otherwise trees[k] is class k's tree if it is
+// the best found (a later class's only if strictly cheaper or equal), each none when no tree of
+// its class costs at most its ceiling.
 struct BoundedSolve {
   bool ran = false;
-  std::optional<Tree> tree;
-  double work = 0;  // combinations tried (estimated before the solve)
+  bool gave_up = false;
+  std::vector<std::optional<Tree>> trees;
+  double work = 0;  // combinations tried (estimated before each solve)
 };
+
+BoundedSolve bounded_search(const std::vector<const ChainModel*>& models, double ceiling_us,
+                            const PlanOptions& options) {
+  BoundedSolve search;
+  search.trees.resize(models.size());
+  if (!(options.max_bounded_work > 0) || !(ceiling_us < std::numeric_limits<double>::infinity())) {
+    return search;
+  }
+  std::vector<double> lower;
+  double least = std::numeric_limits<double>::infinity();
+  for (const ChainModel* model : models) {
+    lower.push_back(planning::time_lower_bound(*model, options.budget_bytes));
+    least = std::min(least, lower.back());
+  }
+  std::vector<double> ceilings;
+  for (double step = 0.0015; least * (1 + step) < ceiling_us; step *= 1.5) {
+    ceilings.push_back(least * (1 + step));
+  }
+  ceilings.push_back(ceiling_us);
+  for (const double under : ceilings) {
+    double best = under;
+    bool found = false;
+    for (std::size_t k = 0; k < models.size(); ++k) {
+      const ChainModel& model = *models[k];
+      search.trees[k].reset();
+      const double work = planning::bounded_dp_work(model, options.budget_bytes, best);
+      if (search.work + work > options.max_bounded_work) {
+        if (options.progress) {
+          options.progress(fmt::format(
+              "planner: the bounded exact DP would try {:.3g} combinations under {:.6g} us "
+              "(with {:.3g} tried, more than {:.3g}); the plan stays two-level",
+              work, best, search.work, options.max_bounded_work));
+        }
+        return search;
+      }
+      search.work += work;
+      if (work == 0) continue;  // even the least-time tree costs more
+      const auto start = std::chrono::steady_clock::now();
+      planning::DpOptions dp_options;
+      dp_options.cap_bytes = options.budget_bytes;
+      dp_options.max_single_level_blocks = std::numeric_limits<int>::max();
+      dp_options.time_ceiling_us = best;
+      // The work estimate does not bound the frontiers' sizes: their memory has its own limit.
+      dp_options.max_points =
+          static_cast<std::size_t>(options.max_bounded_bytes) / sizeof(planning::DpPoint);
+      const ChainDp dp(model, dp_options);
+      if (dp.gave_up()) {
+        if (options.progress) {
+          options.progress(fmt::format(
+              "planner: the bounded exact DP stopped at {} frontier points ({}, more than "
+              "max_bounded_bytes) after {:.0f} ms; the plan stays two-level",
+              dp.stored_points(),
+              format_bytes(
+                  static_cast<std::int64_t>(dp.stored_points() * sizeof(planning::DpPoint))),
+              elapsed_ms(start)));
+        }
+        search.gave_up = true;
+        return search;
+      }
+      Tree tree = dp.reconstruct(options.budget_bytes);
+      if (options.progress) {
+        options.progress(
+            fmt::format("planner: bounded exact DP under {:.6g} us (lower bound {:.6g} us): {:.3g} "
+                        "combinations, {} frontier points, {:.0f} ms{}",
+                        best, lower[k], work, dp.stored_points(), elapsed_ms(start),
+                        tree.root < 0 ? "; no tree" : ""));
+      }
+      if (tree.root < 0) continue;
+      const planning::TreeValue value = planning::evaluate_tree(model, tree);
+      if (!value.valid || value.peak_bytes > options.budget_bytes ||
+          value.time_us > best * (1 + 1e-9)) {
+        invariant_broken("the bounded exact DP's plan breaks its budget or its ceiling");
+      }
+      best = std::min(best, value.time_us);
+      search.trees[k] = std::move(tree);
+      found = true;
+    }
+    if (found) break;
+  }
+  search.ran = true;
+  return search;
+}
 
 BoundedSolve bounded_exact_tree(const ChainModel& model, const Tree& known, double ceiling_us,
                                 const PlanOptions& options) {
-  if (!(options.max_bounded_work > 0)) return {};
   const double known_us = planning::evaluate_tree(model, known).time_us;
   const double ceiling = std::min(known_us, ceiling_us);
-  const double work = planning::bounded_dp_work(model, ceiling);
-  if (work > options.max_bounded_work) {
-    if (options.progress) {
-      options.progress(fmt::format(
-          "planner: the bounded exact DP would try {:.3g} combinations (more than {:.3g}); the "
-          "plan stays two-level",
-          work, options.max_bounded_work));
-    }
-    return {};
+  BoundedSolve solve = bounded_search({&model}, ceiling, options);
+  // Only a ceiling below the known tree's time can leave nothing: that tree is in the class.
+  if (solve.ran && !solve.trees.front() && ceiling >= known_us) {
+    invariant_broken("the bounded exact DP lost the plan it was bounded by");
   }
-  BoundedSolve result;
-  result.ran = true;
-  result.work = work;
-  if (work == 0) return result;  // even the least-time tree costs more than the ceiling
-  const auto start = std::chrono::steady_clock::now();
-  planning::DpOptions dp_options;
-  dp_options.cap_bytes = options.budget_bytes;
-  dp_options.max_single_level_blocks = std::numeric_limits<int>::max();
-  dp_options.time_ceiling_us = ceiling;
-  // The work estimate does not bound the frontiers' sizes: their memory has its own limit.
-  dp_options.max_points =
-      static_cast<std::size_t>(options.max_bounded_bytes) / sizeof(planning::DpPoint);
-  const ChainDp dp(model, dp_options);
-  if (dp.gave_up()) {
-    if (options.progress) {
-      options.progress(fmt::format(
-          "planner: the bounded exact DP stopped at {} frontier points ({}, more than "
-          "max_bounded_bytes) after {:.0f} ms; the plan stays two-level",
-          dp.stored_points(),
-          format_bytes(static_cast<std::int64_t>(dp.stored_points() * sizeof(planning::DpPoint))),
-          elapsed_ms(start)));
-    }
-    return {};
+  return solve;
+}
+
+// The time of the cheapest tree a two-level solve already has that meets the budget (its DP's and
+// the baselines'; infinity if none): a ceiling for the other class's bounded exact DP, which need
+// only beat it.
+double known_time_at(const Setup& setup, const OptimalSolve& solve, std::int64_t budget_bytes) {
+  constexpr double kNone = std::numeric_limits<double>::infinity();
+  if (!solve.dp->two_level() || budget_bytes >= setup.store_all_result.peak_bytes) return kNone;
+  std::vector<Tree> trees = {solve.dp->reconstruct(budget_bytes)};
+  trees.insert(trees.end(), solve.baselines.begin(), solve.baselines.end());
+  double best = kNone;
+  for (const Tree& tree : trees) {
+    if (tree.root < 0) continue;
+    const planning::TreeValue value = planning::evaluate_tree(setup.model, tree);
+    if (value.valid && value.peak_bytes <= budget_bytes) best = std::min(best, value.time_us);
   }
-  Tree tree = dp.reconstruct(options.budget_bytes);
-  if (options.progress) {
-    options.progress(fmt::format(
-        "planner: bounded exact DP under {:.6g} us: {:.3g} combinations, {} frontier points, "
-        "{:.0f} ms",
-        ceiling, work, dp.stored_points(), elapsed_ms(start)));
-  }
-  if (tree.root < 0) {
-    // Only a ceiling below the known tree's time can leave nothing: that tree is in the class.
-    if (ceiling >= known_us)
-      invariant_broken("the bounded exact DP lost the plan it was bounded by");
-    return result;
-  }
-  const planning::TreeValue value = planning::evaluate_tree(model, tree);
-  if (!value.valid || value.peak_bytes > options.budget_bytes ||
-      value.time_us > ceiling * (1 + 1e-9)) {
-    invariant_broken("the bounded exact DP's plan breaks its budget or its ceiling");
-  }
-  result.tree = std::move(tree);
-  return result;
+  return best;
 }
 
 // `ceiling_us`: the time of a plan already found at this budget (of the other class of
@@ -487,13 +545,13 @@ double plan_optimal_from(const TrainingGraph& graph, const PlanOptions& options,
     if (tree_peak <= at.budget_bytes) {
       bounded = bounded_exact_tree(model, *tree, ceiling_us, at);
       if (bounded.ran) two_level = false;
-      if (bounded.tree) tree = &*bounded.tree;
+      if (bounded.ran && bounded.trees.front()) tree = &*bounded.trees.front();
     }
   }
   finish_notes();
   if (bounded.ran) {
     append_note(result.note,
-                bounded.tree
+                bounded.trees.front()
                     ? "The bounded exact DP solved this chain exactly (it is longer than the "
                       "exact DP's limit; the search was restricted to what could beat the "
                       "two-level plan, docs/algorithms.md, \"The bounded exact DP\")."
@@ -561,6 +619,77 @@ Plan empty_plan(const TrainingGraph& graph, const PlanOptions& options) {
   return result;
 }
 
+// One budget on a chain longer than max_exact_blocks (not coarsened): the bounded exact DP over
+// both classes, under ceilings from their lower bound up to the best baseline tree that meets the
+// budget, before any two-level DP. `plan` is empty when it does not apply (no baseline tree meets
+// the budget: the two-level path knows the least budget), or its work or memory limit stopped it.
+struct DirectSolve {
+  std::optional<Plan> plan;
+  bool gave_up = false;
+  double work = 0;
+};
+
+DirectSolve plan_directly(const TrainingGraph& graph, const PlanOptions& options,
+                          const Setup& setup, const std::optional<Setup>& earliest) {
+  DirectSolve direct;
+  if (!(options.max_bounded_work > 0) || setup.model.num_blocks() <= options.max_exact_blocks ||
+      !setup.note.empty() || options.budget_bytes >= setup.store_all_result.peak_bytes) {
+    return direct;
+  }
+  std::vector<const Setup*> setups = {&setup};
+  if (earliest) setups.push_back(&*earliest);
+  std::vector<const ChainModel*> models;
+  double known = std::numeric_limits<double>::infinity();
+  std::int64_t least = setup.store_all_result.peak_bytes;
+  for (const Setup* one : setups) {
+    models.push_back(&one->model);
+    for (const Tree& tree : baseline_trees(one->model)) {
+      const planning::TreeValue value = planning::evaluate_tree(one->model, tree);
+      if (!value.valid) continue;
+      least = std::min(least, value.peak_bytes);
+      if (value.peak_bytes <= options.budget_bytes) known = std::min(known, value.time_us);
+    }
+  }
+  if (!(known < std::numeric_limits<double>::infinity())) return direct;
+  const BoundedSolve search = bounded_search(models, known, options);
+  direct.work = search.work;
+  direct.gave_up = search.gave_up;
+  if (!search.ran) return direct;
+  // The least budget: exact from the least-peak DP where it is cheap, otherwise the least peak of
+  // the schedules built (store-all and the baselines), which the class may undercut.
+  if (setup.model.num_blocks() <= kLeastPeakAlwaysBlocks) {
+    for (const Setup* one : setups) {
+      least = std::min(least, planning::LeastPeakSolver(one->model).least_peak());
+    }
+  }
+  std::optional<Plan> best;
+  for (std::size_t k = 0; k < setups.size(); ++k) {
+    if (!search.trees[k]) continue;
+    const Setup& one = *setups[k];
+    Plan plan = empty_plan(graph, options);
+    plan.exact = !one.model.approximate();
+    append_note(plan.note, approximation_note(one.model, options.max_exhaustive_block_values));
+    append_note(plan.note,
+                "The bounded exact DP solved this chain exactly (it is longer than the exact "
+                "DP's limit; the search was restricted to what could beat the best baseline, "
+                "docs/algorithms.md, \"The bounded exact DP\").");
+    finish_with_tree(graph, one.model, *search.trees[k], plan);
+    plan.min_feasible_bytes = least;
+    if (best) {
+      const bool exact = best->exact && plan.exact;
+      best = better_plan(std::move(*best), std::move(plan));
+      best->exact = exact;
+    } else {
+      best = std::move(plan);
+    }
+  }
+  // A baseline tree meets the budget at the last ceiling: some class has a tree under it.
+  if (!best) invariant_broken("the bounded exact DP lost the baseline plan it was bounded by");
+  for (const ChainModel* model : models) best->exact = best->exact && !model->approximate();
+  direct.plan = std::move(best);
+  return direct;
+}
+
 }  // namespace
 
 std::string_view to_string(Strategy strategy) {
@@ -604,20 +733,32 @@ std::vector<Plan> plan_sweep(const TrainingGraph& graph, const PlanOptions& opti
   std::optional<OptimalSolve> solve;
   std::optional<Setup> earliest;
   std::optional<OptimalSolve> earliest_solve;
+  // The bounded exact DP's work limit is for the whole sweep: its budgets share it, the most
+  // generous first (their optimal trees are the shallowest, so they cost the least).
+  double bounded_work_left = options.max_bounded_work;
   if (options.strategy == Strategy::kOptimal) {
+    earliest = prepare_earliest(graph, options, setup);
+    if (budgets_bytes.size() == 1) {
+      // One budget on a long chain: the bounded exact DP straight away, without the two-level DP.
+      PlanOptions one = options;
+      one.budget_bytes = budgets_bytes.front();
+      DirectSolve direct = plan_directly(graph, one, setup, earliest);
+      if (direct.plan) {
+        direct.plan->feasible = true;
+        direct.plan->plan_ms = elapsed_ms(start);
+        return {std::move(*direct.plan)};
+      }
+      bounded_work_left = direct.gave_up ? 0 : bounded_work_left - direct.work;
+    }
     // One DP for every budget, its frontiers capped at the largest budget store-all exceeds.
     std::int64_t cap = -2;
     for (std::int64_t budget : budgets_bytes) {
       if (budget < setup.store_all_result.peak_bytes) cap = std::max(cap, budget);
     }
     solve.emplace(solve_optimal(setup, options, cap));
-    earliest = prepare_earliest(graph, options, setup);
     if (earliest) earliest_solve.emplace(solve_optimal(*earliest, options, cap));
   }
   std::vector<Plan> plans(budgets_bytes.size());
-  // The bounded exact DP's work limit is for the whole sweep: its budgets share it, the most
-  // generous first (their optimal trees are the shallowest, so they cost the least).
-  double bounded_work_left = options.max_bounded_work;
   std::vector<std::size_t> order(budgets_bytes.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
@@ -631,7 +772,12 @@ std::vector<Plan> plan_sweep(const TrainingGraph& graph, const PlanOptions& opti
     switch (options.strategy) {
       case Strategy::kOptimal:
         one.max_bounded_work = bounded_work_left;
-        bounded_work_left -= plan_optimal_from(graph, one, setup, *solve, result);
+        // The first class need only beat the second's two-level plan: the better of the two is
+        // the answer, and the second is then solved under the first's plan.
+        bounded_work_left -=
+            plan_optimal_from(graph, one, setup, *solve, result,
+                              earliest ? known_time_at(*earliest, *earliest_solve, budget)
+                                       : std::numeric_limits<double>::infinity());
         if (earliest) {
           Plan other = empty_plan(graph, one);
           one.max_bounded_work = bounded_work_left;

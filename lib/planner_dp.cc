@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cassert>
 #include <chrono>
 #include <cmath>
@@ -140,6 +141,20 @@ struct TimeBounds {
   static double span(const std::vector<double>& sum, int s, int t) {
     return t < s ? 0 : sum[static_cast<std::size_t>(t) + 1] - sum[static_cast<std::size_t>(s)];
   }
+  // The memory at the turn of the first pass (docs/algorithms.md, "The turn of the first
+  // pass"): for C(s, t) inside a left part, a lower bound on the time of everything outside it,
+  // its blocks' first-pass sweeps excluded: before[s] + after[t] - offset (-infinity: none).
+  std::vector<double> before, after;
+  double offset = 0;
+  // For C(s, n-1): what the blocks before s hold stays live while it runs, so with its point's
+  // peak p they hold at most B - p, and they take at least prefix[s] - mu (B - p): a point whose
+  // time plus mu p exceeds ceiling - prefix[s] + mu B is of no use.
+  // For C(s, t) inside a left part whose sweep starts at a <= s, the same holds for the blocks
+  // before a, and blocks a..s-1 take at least their sweep, rerun kAll and extra:
+  // in_sweep[s] = min over a of prefix[a] plus those.
+  std::vector<double> prefix, in_sweep;
+  double mu = 0;
+  double lower_bound = 0;  // of any tree's time: the relaxation at mu
 };
 
 // True when every valid rerun kAll of the block reads its input x_{i-1}: its backward piece does
@@ -176,24 +191,157 @@ bool rerun_reads_input(const ChainModel& model, int b, PieceWriter& writer) {
   return true;
 }
 
-TimeBounds time_bounds(const ChainModel& model) {
+// The turn of the first pass: the first step of the last block's backward, when everything
+// the first pass keeps for later is live at once (docs/algorithms.md, "The turn of the first
+// pass"). The first pass gives every block a type: kAll'd there (kKept), or swept, starting a
+// sweep (kStarts) or continuing the one before (kContinues). At the turn a kept block holds at
+// least its modes' least kept bytes; boundary x_i is live unless blocks i and i+1 are in one
+// sweep: a sweep's input and output are checkpoints, and between two kept blocks x_i is live
+// when all first-run modes of block i read it or all of block i+1's do. A tree's time is at
+// least the sum of its blocks' least times by type (first-run kAll; first-pass sweep and rerun
+// kAll) plus, inside a sweep, the cost of making each x_i again (`extra`). With the live bytes
+// at most the budget B, for every mu >= 0: time >= min over types of (time + mu * live) - mu B,
+// a Lagrangian relaxation whose minimum is a shortest path over the blocks.
+void turn_bound(const ChainModel& model, std::int64_t budget_bytes,
+                const std::vector<double>& first_all, const std::vector<double>& first_sweep,
+                const std::vector<double>& rerun_all, const std::vector<double>& extra,
+                const std::vector<std::int64_t>& least_kept,
+                const std::vector<char>& all_read_input, const std::vector<char>& all_read_output,
+                TimeBounds& bounds) {
+  constexpr double kNone = std::numeric_limits<double>::infinity();
+  const int n = model.num_blocks();
+  if (n < 2) return;
+  enum Type { kKept, kStarts, kContinues };
+  const auto at = [](int i) { return static_cast<std::size_t>(i); };
+  std::vector<double> boundary(at(n), 0);  // x_i, i < n-1
+  for (int i = 0; i + 1 < n; ++i) {
+    boundary[at(i)] = static_cast<double>(
+        std::min(model.blocks[at(i)].output_bytes, model.blocks[at(i + 1)].input_bytes));
+  }
+  const double input = static_cast<double>(model.blocks[0].input_bytes);
+  const BlockModel& last = model.blocks[at(n - 1)];
+  auto node = [&](int i, int type, double mu) {
+    if (type == kKept) {
+      if (!std::isfinite(first_all[at(i)])) return kNone;
+      return first_all[at(i)] + mu * static_cast<double>(least_kept[at(i)]);
+    }
+    return i + 1 == n ? kNone : first_sweep[at(i)] + rerun_all[at(i)];
+  };
+  auto edge = [&](int i, int from, int to, double mu) {  // x_i, from block i to block i+1
+    if (to == kContinues) return from == kKept ? kNone : extra[at(i)];
+    const bool live =
+        to == kStarts || all_read_input[at(i + 1)] || (from == kKept && all_read_output[at(i)]);
+    return live ? mu * boundary[at(i)] : 0.0;
+  };
+  auto start = [&](int type, double mu) {
+    if (type == kContinues) return kNone;
+    return type == kStarts || all_read_input[0] ? mu * input : 0.0;
+  };
+  const double end_bytes = all_read_output[at(n - 1)] ? static_cast<double>(last.output_bytes) : 0;
+  std::vector<std::array<double, 3>> forward(at(n));
+  auto solve_forward = [&](double mu) {
+    for (int type = 0; type < 3; ++type) forward[0][at(type)] = node(0, type, mu) + start(type, mu);
+    for (int i = 1; i < n; ++i) {
+      for (int to = 0; to < 3; ++to) {
+        double best = kNone;
+        for (int from = 0; from < 3; ++from) {
+          best = std::min(best, forward[at(i - 1)][at(from)] + edge(i - 1, from, to, mu));
+        }
+        forward[at(i)][at(to)] = best + node(i, to, mu);
+      }
+    }
+    return forward[at(n - 1)][kKept] + mu * end_bytes - mu * static_cast<double>(budget_bytes);
+  };
+  // The bound is concave in mu: a doubling grid, then a golden-section search around its best.
+  double best_mu = 0;
+  double best = solve_forward(0);
+  double mu = 1e-12;
+  for (int k = 0; k < 64; ++k, mu *= 2) {
+    const double value = solve_forward(mu);
+    if (value > best) {
+      best = value;
+      best_mu = mu;
+    }
+  }
+  double lo = best_mu / 2, hi = best_mu * 2;
+  constexpr double kGolden = 0.6180339887498949;
+  for (int k = 0; k < 40 && best_mu > 0; ++k) {
+    const double a = hi - kGolden * (hi - lo), b = lo + kGolden * (hi - lo);
+    if (solve_forward(a) >= solve_forward(b)) {
+      hi = b;
+    } else {
+      lo = a;
+    }
+  }
+  if (best_mu > 0 && solve_forward((lo + hi) / 2) > best) best_mu = (lo + hi) / 2;
+  if (!(best > -kNone)) return;
+  bounds.lower_bound = best;
+  mu = best_mu;
+  solve_forward(mu);
+  // after[t]: the least of everything after block t when block t is swept (x_t and on).
+  std::vector<std::array<double, 2>> backward(at(n));  // [kept, swept]
+  backward[at(n - 1)] = {mu * end_bytes, kNone};
+  for (int i = n - 2; i >= 0; --i) {
+    for (int from = 0; from < 2; ++from) {
+      double best_next = kNone;
+      for (int to = 0; to < 3; ++to) {
+        best_next =
+            std::min(best_next, edge(i, from == 0 ? kKept : kStarts, to, mu) + node(i + 1, to, mu) +
+                                    backward[at(i + 1)][to == kKept ? 0 : 1]);
+      }
+      backward[at(i)][at(from)] = best_next;
+    }
+  }
+  bounds.before.assign(at(n), kNone);
+  bounds.after.assign(at(n), kNone);
+  for (int i = 0; i < n; ++i) {
+    const double swept = node(i, kStarts, mu);
+    if (std::isfinite(swept)) {
+      bounds.before[at(i)] = std::min(forward[at(i)][kStarts], forward[at(i)][kContinues]) - swept;
+    }
+    bounds.after[at(i)] = backward[at(i)][1];
+  }
+  bounds.offset = mu * static_cast<double>(budget_bytes);
+  bounds.mu = mu;
+  bounds.prefix.assign(at(n), 0);
+  bounds.in_sweep.assign(at(n), 0);
+  for (int i = 1; i < n; ++i) {
+    const std::array<double, 3>& f = forward[at(i - 1)];
+    bounds.prefix[at(i)] = std::min({f[0], f[1], f[2]});
+    bounds.in_sweep[at(i)] =
+        std::min(bounds.prefix[at(i)],
+                 bounds.in_sweep[at(i - 1)] + node(i - 1, kStarts, mu) + extra[at(i - 1)]);
+  }
+}
+
+TimeBounds time_bounds(const ChainModel& model, std::int64_t budget_bytes) {
   constexpr double kNone = std::numeric_limits<double>::infinity();
   const int n = model.num_blocks();
   std::vector<double> first_all(n, kNone), rerun_all(n, kNone), rerun_out(n, kNone),
       first_sweep(n, kNone), rerun_sweep(n, kNone);
+  // Of the modes a first-run kAll can use: the least kept bytes, and whether all read x_{i-1}
+  // (x_i).
+  std::vector<std::int64_t> least_kept(n, std::numeric_limits<std::int64_t>::max());
+  std::vector<char> all_read_input(n, 1), all_read_output(n, 1);
   for (int b = 0; b < n; ++b) {
     const BlockModel& block = model.blocks[static_cast<std::size_t>(b)];
     const auto i = static_cast<std::size_t>(b);
     for (const Mode& mode : block.modes) {
+      bool first_run_valid = false;
       for (int context = 0; context < 8; ++context) {
         const bool first = (context & 4) != 0;
         const AllTerms terms =
             mode_terms(block, mode, first, (context & 2) != 0, (context & 1) != 0);
         if (!terms.valid) continue;
+        first_run_valid = first_run_valid || first;
         double& least = first ? first_all[i] : rerun_all[i];
         least = std::min(least, terms.time_us);
         if (!first && terms.output_needed) rerun_out[i] = std::min(rerun_out[i], terms.time_us);
       }
+      if (!first_run_valid) continue;
+      least_kept[i] = std::min(least_kept[i], mode.kept_bytes);
+      all_read_input[i] = static_cast<char>(all_read_input[i] && mode.reads_input);
+      all_read_output[i] = static_cast<char>(all_read_output[i] && mode.reads_output);
     }
     for (int consume = 0; consume < 2; ++consume) {
       if (block.no_save_first[consume].valid) {
@@ -209,58 +357,78 @@ TimeBounds time_bounds(const ChainModel& model) {
   TimeBounds bounds;
   for (auto* sum : {&bounds.least, &bounds.first, &bounds.rerun, &bounds.extra}) sum->push_back(0);
   PieceWriter writer(model);
+  std::vector<double> extra(n, 0);
   for (int b = 0; b < n; ++b) {
     const auto i = static_cast<std::size_t>(b);
     const double least = std::min(first_all[i], first_sweep[i] + rerun_all[i]);
-    double extra = 0;
     if (b + 1 < n && rerun_reads_input(model, b + 1, writer)) {
-      extra = std::max(0.0, std::min(rerun_out[i], rerun_sweep[i] + rerun_all[i]) - rerun_all[i]);
+      extra[i] = finite(
+          std::max(0.0, std::min(rerun_out[i], rerun_sweep[i] + rerun_all[i]) - rerun_all[i]));
     }
     bounds.least.push_back(bounds.least.back() + finite(least));
     bounds.first.push_back(bounds.first.back() + finite(first_sweep[i]));
     bounds.rerun.push_back(bounds.rerun.back() + finite(rerun_all[i]));
-    bounds.extra.push_back(bounds.extra.back() + finite(extra));
+    bounds.extra.push_back(bounds.extra.back() + extra[i]);
   }
+  turn_bound(model, budget_bytes, first_all, first_sweep, rerun_all, extra, least_kept,
+             all_read_input, all_read_output, bounds);
   return bounds;
 }
 
 // The least time any C(s, t) can take, and the most a tree that contains it may spend in it
 // and still cost at most the ceiling (with a relative tolerance for sums taken in different
 // orders). Below the first pass (t < n-1) C(s, t)'s blocks were swept on the first pass and
-// their kAll nodes are reruns inside it.
+// their kAll nodes are reruns inside it. `loose` leaves out the memory at the turn (which makes
+// the cap grow again with t when C(s, t) drops many bytes): the loose excess only grows with t.
 double least_time_of(const TimeBounds& bounds, int n, int s, int t) {
   if (t + 1 == n) return TimeBounds::span(bounds.least, s, t);
   return TimeBounds::span(bounds.rerun, s, t) + TimeBounds::span(bounds.extra, s, t - 1);
 }
 
-double time_cap_of(const TimeBounds& bounds, int n, double ceiling, int s, int t) {
-  const double outside =
+double time_cap_of(const TimeBounds& bounds, int n, double ceiling, int s, int t,
+                   bool loose = false) {
+  double outside =
       TimeBounds::span(bounds.least, 0, s - 1) + TimeBounds::span(bounds.least, t + 1, n - 1);
+  if (t + 1 < n && !loose && !bounds.before.empty()) {
+    // C(s, t) is inside a left part: blocks s..t were swept on the first pass, in one sweep.
+    outside = std::max(outside, bounds.before[static_cast<std::size_t>(s)] +
+                                    bounds.after[static_cast<std::size_t>(t)] - bounds.offset);
+  }
   const double cap = ceiling + 1e-9 * std::max(1.0, std::abs(ceiling)) - outside;
   return t + 1 == n ? cap : cap - TimeBounds::span(bounds.first, s, t);
 }
 
 }  // namespace
 
-double bounded_dp_work(const ChainModel& model, double time_ceiling_us) {
-  // Mirrors ChainDp's bounded solve: C(s, n-1) for every s, with splits up to the longest
-  // left part that can be in a tree within the ceiling, and every such C(s, t), with all splits.
-  const TimeBounds bounds = time_bounds(model);
+double time_lower_bound(const ChainModel& model, std::int64_t budget_bytes) {
+  const TimeBounds bounds = time_bounds(model, budget_bytes);
+  const int n = model.num_blocks();
+  return n == 0 ? 0 : std::max(least_time_of(bounds, n, 0, n - 1), bounds.lower_bound);
+}
+
+double bounded_dp_work(const ChainModel& model, std::int64_t budget_bytes, double time_ceiling_us) {
+  // Mirrors ChainDp's bounded solve: C(s, n-1) for every s, with a split for every left part
+  // that can be in a tree within the ceiling, and every such C(s, t), with all splits.
+  const TimeBounds bounds = time_bounds(model, budget_bytes);
   const int n = model.num_blocks();
   if (n == 0 ||
       least_time_of(bounds, n, 0, n - 1) > time_cap_of(bounds, n, time_ceiling_us, 0, n - 1)) {
     return 0;
   }
-  auto fits = [&](int s, int t) {
-    return least_time_of(bounds, n, s, t) <= time_cap_of(bounds, n, time_ceiling_us, s, t);
-  };
   double work = 0;
-  int end = 0;  // first block past the longest such C(s, t), t < n-1
+  int end = 0;  // first block past the longest loosely fitting C(s, t), t < n-1
   for (int s = 0; s < n; ++s) {
     end = std::max(end, s);
-    while (end < n - 1 && fits(s, end)) ++end;
-    const double length = end - s;
-    work += 1 + length + length * (length + 1) / 2;
+    while (end < n - 1 && least_time_of(bounds, n, s, end) <=
+                              time_cap_of(bounds, n, time_ceiling_us, s, end, /*loose=*/true)) {
+      ++end;
+    }
+    work += 1;
+    for (int t = s; t < end; ++t) {
+      if (least_time_of(bounds, n, s, t) <= time_cap_of(bounds, n, time_ceiling_us, s, t)) {
+        work += 1 + (t - s + 1);
+      }
+    }
   }
   return work;
 }
@@ -286,17 +454,37 @@ ChainDp::ChainDp(const ChainModel& model, const DpOptions& options)
   if (std::isfinite(options_.time_ceiling_us) && macro_of_.empty() &&
       options_.optimistic_points == 0) {
     bounded_ = true;
-    const TimeBounds bounds = time_bounds(model_);
+    const TimeBounds bounds = time_bounds(model_, options_.cap_bytes);
     bounded_least_.resize(states_);
     bounded_cap_.resize(states_);
+    bounded_reach_.assign(static_cast<std::size_t>(n_), 0);
+    bounded_mu_ = bounds.mu;
+    const double tolerance = 1e-9 * std::max(1.0, std::abs(options_.time_ceiling_us));
+    bounded_point_limit_.assign(states_, std::numeric_limits<double>::infinity());
     for (int s = 0; s < n_; ++s) {
+      int& reach = bounded_reach_[static_cast<std::size_t>(s)];
+      reach = s;
       for (int t = s; t < n_; ++t) {
         bounded_least_[state(s, t)] = least_time_of(bounds, n_, s, t);
         bounded_cap_[state(s, t)] = time_cap_of(bounds, n_, options_.time_ceiling_us, s, t);
+        if (!bounds.prefix.empty()) {
+          bounded_point_limit_[state(s, t)] =
+              t + 1 == n_ ? options_.time_ceiling_us + tolerance -
+                                bounds.prefix[static_cast<std::size_t>(s)] + bounds.offset
+                          : options_.time_ceiling_us + tolerance -
+                                bounds.in_sweep[static_cast<std::size_t>(s)] -
+                                TimeBounds::span(bounds.first, s, t) -
+                                TimeBounds::span(bounds.least, t + 1, n_ - 1) + bounds.offset;
+        }
+        if (t == reach && t + 1 < n_ &&
+            bounded_least_[state(s, t)] <=
+                time_cap_of(bounds, n_, options_.time_ceiling_us, s, t, /*loose=*/true)) {
+          ++reach;
+        }
       }
     }
   }
-  number_block_sequences();
+  if (!bounded_) number_block_sequences();  // bounded: nothing is shared
   const auto start = std::chrono::steady_clock::now();
   int reported_tenth = 0;
   for (int span = 0; span < n_; ++span) {
@@ -467,7 +655,7 @@ void ChainDp::solve(int s, int t, bool hold) {
     slot_[index(true, s, t)] = slot_[index(false, s, t)];
     return;
   }
-  const int sequence = sequence_[state(s, t)];
+  const int sequence = bounded_ ? -1 : sequence_[state(s, t)];
   // Bounded: caps depend on where the sub-problem is, so alike sub-problems are not shared.
   const std::int64_t key =
       sequence >= 0 && !bounded_
@@ -509,6 +697,9 @@ void ChainDp::solve(int s, int t, bool hold) {
       if (terms.valid) all_terms_.emplace_back(m, terms);
     }
     const bool has_sub = s < t;
+    // Bounded: C(s+1, t) may not fit where C(s, t) does (it leaves block s's bytes to the
+    // blocks outside to drop); then no tree within the ceiling keeps block s here.
+    if (has_sub && !computed(s + 1, t)) all_terms_.clear();
     auto floor_of = [](const AllTerms& terms) {
       return std::max(terms.before_peak, terms.after_peak);
     };
@@ -533,9 +724,11 @@ void ChainDp::solve(int s, int t, bool hold) {
       if (split > s + 1) extend_sweep(sweep, s, split - 1, t);
       if (!sweep.valid) break;  // a longer sweep repeats the invalid piece
       if (bounded_) {
-        // The left part's least time only grows with the split: past the first that cannot fit,
-        // none can. An option whose least time is over the cap adds nothing.
-        if (!computed(s, split - 1)) break;
+        // Past the left parts that fit loosely (leaving out the memory at the turn) none can fit:
+        // that excess only grows with the split. An option whose least time is over the cap
+        // adds nothing.
+        if (split - 1 >= bounded_reach_[static_cast<std::size_t>(s)]) break;
+        if (!computed(s, split - 1)) continue;
         if (sweep.time_us + bounded_least_[state(split, t)] + bounded_least_[state(s, split - 1)] >
             time_cap_us_) {
           continue;
@@ -546,6 +739,13 @@ void ChainDp::solve(int s, int t, bool hold) {
     }
   }
   flush(result, true);
+  if (bounded_) {
+    // Points that leave the blocks before s too little memory for what they would then cost.
+    const double limit = bounded_point_limit_[state(s, t)];
+    std::erase_if(result, [&](const DpPoint& point) {
+      return point.time_us + bounded_mu_ * static_cast<double>(point.peak_bytes) > limit;
+    });
+  }
   if (options_.optimistic_points > 0) {
     thin_optimistically(result);
   } else if (two_level()) {

@@ -278,7 +278,11 @@ struct DpOptions {
 // The bounded exact DP's work for a ceiling: the (s, split, t) combinations it would try
 // (sub-problems it solves and their splits), for deciding whether to run it. 0 when even the
 // least-time schedule of the class costs more than the ceiling.
-double bounded_dp_work(const ChainModel& model, double time_ceiling_us);
+double bounded_dp_work(const ChainModel& model, std::int64_t budget_bytes, double time_ceiling_us);
+// A lower bound on the time of any tree of the class that meets the budget: the least time of
+// every block, raised by the memory at the turn of the first pass (docs/algorithms.md, "The
+// turn of the first pass"). Where the bounded exact DP starts its search.
+double time_lower_bound(const ChainModel& model, std::int64_t budget_bytes);
 
 // A frontier point of C(s, t, hold): the least time at a peak of peak_bytes, and the option that
 // achieves it (>= 0: kAll with that mode; < 0: kCheckpoint with split = s - choice).
@@ -373,8 +377,11 @@ class ChainDp {
   bool gave_up_ = false;
   // The bounded exact DP (time_ceiling_us finite).
   bool bounded_ = false;
-  std::vector<double> bounded_least_;  // per state: the least time any C(s, t) can take
-  std::vector<double> bounded_cap_;    // per state: the most a useful point of it may take
+  std::vector<double> bounded_least_;        // per state: the least time any C(s, t) can take
+  std::vector<double> bounded_cap_;          // per state: the most a useful point of it may take
+  std::vector<int> bounded_reach_;           // per s: C(s, t) with t >= it never fit (t < n-1)
+  double bounded_mu_ = 0;                    // C(s, t) keeps points with time + mu peak <= the
+  std::vector<double> bounded_point_limit_;  // limit of its state
   double time_cap_us_ = std::numeric_limits<double>::infinity();  // of the one being solved
 };
 

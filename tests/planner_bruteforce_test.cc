@@ -229,17 +229,20 @@ TEST(PlannerBruteForceTest, RelaxedModesBoundTheExhaustiveSearch) {
   EXPECT_GT(checked, 50);
 }
 
-// The bounded exact DP's caps are sound and tight: with the ceiling at exactly the optimum's time
-// (no slack at all) it still rebuilds a tree of that time, and with the ceiling just below it
-// finds none. Its work estimate is 0 below the chain's least time, and it gives up at max_points.
+// The bounded exact DP's bounds (the per-block times, the memory at the turn of the first pass,
+// the prefix's memory under each point) are sound and tight: with the ceiling at exactly the
+// optimum's time (no slack at all) it still rebuilds a tree of that time, and with the ceiling
+// just below it finds none. Its work estimate is 0 below the chain's least time, and it gives up
+// at max_points.
 TEST(PlannerBruteForceTest, BoundedDpFindsTheOptimumAtAZeroSlackCeiling) {
   std::mt19937 rng(83);
   int checked = 0;
-  for (int i = 0; i < 150; ++i) {
+  for (int i = 0; i < 400; ++i) {
     testing::RandomGraphOptions options;
-    options.num_ops = 6 + i % 25;
+    options.num_ops = 6 + i % 40;
     options.chain = i % 3 != 0;
-    const TrainingGraph g = testing::random_training_graph(rng, options);
+    TrainingGraph g = testing::random_training_graph(rng, options);
+    if (i % 5 == 4) g = testing::as_joint_graph(g);
     const ChainModel model = planning::build_chain_model(g, planning::decompose_into_blocks(g),
                                                          planning::ModelOptions{});
     const planning::ChainDp full(model, planning::DpOptions{});
@@ -263,13 +266,13 @@ TEST(PlannerBruteForceTest, BoundedDpFindsTheOptimumAtAZeroSlackCeiling) {
       EXPECT_NEAR(value.time_us, optimum, 1e-9 * optimum);
       bounded.time_ceiling_us = optimum * (1 - 1e-6);
       EXPECT_LT(planning::ChainDp(model, bounded).reconstruct(budget).root, 0);
-      EXPECT_GT(planning::bounded_dp_work(model, optimum), 0);
+      EXPECT_GT(planning::bounded_dp_work(model, budget, optimum), 0);
       ++checked;
     }
     // Below the least time any tree of the chain can take: nothing to try.
-    EXPECT_EQ(planning::bounded_dp_work(model, 0), 0);
+    EXPECT_EQ(planning::bounded_dp_work(model, store_all, 0), 0);
   }
-  EXPECT_GT(checked, 300);
+  EXPECT_GT(checked, 1000);
   std::mt19937 chain_rng(5);
   testing::RandomGraphOptions options;
   options.num_ops = 40;

@@ -496,9 +496,9 @@ TEST(PlannerTest, SweepSharesTheBoundedWorkLimit) {
 // frontiers), and the plan stays two-level; with room it is exact.
 TEST(PlannerTest, BoundedExactDpGivesUpAtItsMemoryLimit) {
   std::mt19937 rng(8);
-  const TrainingGraph g = plain_chain(rng, 200);
+  const TrainingGraph g = plain_chain(rng, 400);
   PlanOptions options;
-  options.budget_bytes = simulate(g, store_all_schedule(g)).peak_bytes / 4;
+  options.budget_bytes = simulate(g, store_all_schedule(g)).peak_bytes / 6;  // 1.2 MB of points
   options.max_bounded_work = std::numeric_limits<double>::infinity();
   options.max_bounded_bytes = std::int64_t{1} << 20;
   const Plan capped = plan(g, options);
