@@ -354,56 +354,83 @@ double elapsed_ms(std::chrono::steady_clock::time_point start) {
 
 // Long chains: the bounded exact DP (docs/algorithms.md, "The bounded exact DP") over one or
 // both classes of schedules (the two backward placements). The optimum lies between the classes'
-// lower bound (planning::time_lower_bound) and `ceiling_us` (the time of a tree known to meet the
-// budget), and the DP's work grows with its ceiling, so it searches under ceilings rising from the
-// bound: 0.15% above it, then 1.5 times as far each time, and at last `ceiling_us`. Under each,
-// every class is solved exactly up to that ceiling, a later class only up to the time found so
-// far (it need only beat it); the first ceiling under which a tree turns up gives the optimum.
-// `ran` is false when the work so far and the next solve's would pass options.max_bounded_work,
-// or the frontiers max_bounded_bytes (`gave_up`); otherwise trees[k] is class k's tree if it is
-// the best found (a later class's only if strictly cheaper or equal), each none when no tree of
-// its class costs at most its ceiling.
+// lower bound (planning::time_lower_bound, or `above`: a ceiling already searched in vain) and
+// `ceiling_us` (the time of a tree known to meet the budget), and the DP's work grows with its
+// ceiling, so it searches under ceilings rising from the bound: 0.15% above it, then 1.25 times as
+// far above it each time, and at last `ceiling_us`. Under each, every class is solved exactly up
+// to that ceiling, a later class only up to the time found so far (it need only beat it); the
+// first ceiling under which a tree turns up gives the optimum.
+//
+// Limits: the solves together may try at most options.max_bounded_work combinations (each
+// solve's count is known before it runs); with `whole`, the search does not start unless the
+// last ceiling's solves alone fit (the ceiling is a close plan's, so they are the search's bulk);
+// without it (a far ceiling), the search stops once solves that found nothing have stored
+// kFutilePointsPerBlock frontier points per block: the optimum is then far above the bound, and
+// each further ceiling costs more. A solve also stops at max_bounded_bytes of frontiers
+// (`gave_up`). `ran` is false when a limit stopped the search (`above` then says how far it got);
+// otherwise trees[k] is class k's tree if it is the best found (a later class's only if strictly
+// cheaper or equal), each none when no tree of its class costs at most its ceiling.
 struct BoundedSolve {
   bool ran = false;
   bool gave_up = false;
   std::vector<std::optional<Tree>> trees;
-  double work = 0;  // combinations tried (estimated before each solve)
+  double work = 0;   // combinations tried (estimated before each solve)
+  double above = 0;  // the highest ceiling under which no class has a tree
 };
 
+// Frontier points per block that solves finding nothing may store before a search under a far
+// ceiling stops: about what the two-level DP stores, which is what the search is to save.
+constexpr std::size_t kFutilePointsPerBlock = 400;
+
 BoundedSolve bounded_search(const std::vector<const ChainModel*>& models, double ceiling_us,
-                            const PlanOptions& options) {
+                            const PlanOptions& options, bool whole, double above = 0) {
   BoundedSolve search;
   search.trees.resize(models.size());
+  search.above = above;
   if (!(options.max_bounded_work > 0) || !(ceiling_us < std::numeric_limits<double>::infinity())) {
     return search;
   }
-  std::vector<double> lower;
-  double least = std::numeric_limits<double>::infinity();
-  for (const ChainModel* model : models) {
-    lower.push_back(planning::time_lower_bound(*model, options.budget_bytes));
-    least = std::min(least, lower.back());
+  auto over_limit = [&](double work, double under) {
+    if (search.work + work <= options.max_bounded_work) return false;
+    if (options.progress) {
+      options.progress(fmt::format(
+          "planner: the bounded exact DP would try {:.3g} combinations under {:.6g} us (with "
+          "{:.3g} tried, more than {:.3g}); the plan stays two-level",
+          work, under, search.work, options.max_bounded_work));
+    }
+    return true;
+  };
+  if (whole) {
+    double work = 0;
+    for (const ChainModel* model : models) {
+      work += planning::bounded_dp_work(*model, options.budget_bytes, ceiling_us);
+    }
+    if (over_limit(work, ceiling_us)) return search;
+  }
+  double least = std::max(above, 0.0);
+  if (above <= 0) {
+    least = std::numeric_limits<double>::infinity();
+    for (const ChainModel* model : models) {
+      least = std::min(least, planning::time_lower_bound(*model, options.budget_bytes));
+    }
   }
   std::vector<double> ceilings;
-  for (double step = 0.0015; least * (1 + step) < ceiling_us; step *= 1.5) {
+  for (double step = 0.0015; least * (1 + step) < ceiling_us; step *= 1.25) {
     ceilings.push_back(least * (1 + step));
   }
   ceilings.push_back(ceiling_us);
+  std::size_t futile_points = 0;
+  const std::size_t max_futile_points =
+      kFutilePointsPerBlock * static_cast<std::size_t>(models.front()->num_blocks());
   for (const double under : ceilings) {
     double best = under;
     bool found = false;
+    std::size_t points = 0;
     for (std::size_t k = 0; k < models.size(); ++k) {
       const ChainModel& model = *models[k];
       search.trees[k].reset();
       const double work = planning::bounded_dp_work(model, options.budget_bytes, best);
-      if (search.work + work > options.max_bounded_work) {
-        if (options.progress) {
-          options.progress(fmt::format(
-              "planner: the bounded exact DP would try {:.3g} combinations under {:.6g} us "
-              "(with {:.3g} tried, more than {:.3g}); the plan stays two-level",
-              work, best, search.work, options.max_bounded_work));
-        }
-        return search;
-      }
+      if (over_limit(work, best)) return search;
       search.work += work;
       if (work == 0) continue;  // even the least-time tree costs more
       const auto start = std::chrono::steady_clock::now();
@@ -428,12 +455,13 @@ BoundedSolve bounded_search(const std::vector<const ChainModel*>& models, double
         search.gave_up = true;
         return search;
       }
+      points += dp.stored_points();
       Tree tree = dp.reconstruct(options.budget_bytes);
       if (options.progress) {
         options.progress(
             fmt::format("planner: bounded exact DP under {:.6g} us (lower bound {:.6g} us): {:.3g} "
                         "combinations, {} frontier points, {:.0f} ms{}",
-                        best, lower[k], work, dp.stored_points(), elapsed_ms(start),
+                        best, least, work, dp.stored_points(), elapsed_ms(start),
                         tree.root < 0 ? "; no tree" : ""));
       }
       if (tree.root < 0) continue;
@@ -446,17 +474,32 @@ BoundedSolve bounded_search(const std::vector<const ChainModel*>& models, double
       search.trees[k] = std::move(tree);
       found = true;
     }
-    if (found) break;
+    if (found) {
+      search.ran = true;
+      return search;
+    }
+    search.above = under;
+    futile_points += points;
+    if (!whole && futile_points > max_futile_points && under < ceiling_us) {
+      if (options.progress) {
+        options.progress(fmt::format(
+            "planner: the bounded exact DP found nothing under {:.6g} us ({} frontier points "
+            "spent); the optimum is far above its lower bound, the plan comes from the "
+            "two-level DP",
+            under, futile_points));
+      }
+      return search;
+    }
   }
   search.ran = true;
   return search;
 }
 
 BoundedSolve bounded_exact_tree(const ChainModel& model, const Tree& known, double ceiling_us,
-                                const PlanOptions& options) {
+                                const PlanOptions& options, double above) {
   const double known_us = planning::evaluate_tree(model, known).time_us;
   const double ceiling = std::min(known_us, ceiling_us);
-  BoundedSolve solve = bounded_search({&model}, ceiling, options);
+  BoundedSolve solve = bounded_search({&model}, ceiling, options, /*whole=*/true, above);
   // Only a ceiling below the known tree's time can leave nothing: that tree is in the class.
   if (solve.ran && !solve.trees.front() && ceiling >= known_us) {
     invariant_broken("the bounded exact DP lost the plan it was bounded by");
@@ -485,7 +528,8 @@ double known_time_at(const Setup& setup, const OptimalSolve& solve, std::int64_t
 // schedules), which this class need only beat. Returns the bounded exact DP's work (0 if none).
 double plan_optimal_from(const TrainingGraph& graph, const PlanOptions& options, const Setup& setup,
                          OptimalSolve& solve, Plan& result,
-                         double ceiling_us = std::numeric_limits<double>::infinity()) {
+                         double ceiling_us = std::numeric_limits<double>::infinity(),
+                         double above = 0) {
   const ChainModel& model = setup.model;
   const std::int64_t store_all_peak = setup.store_all_result.peak_bytes;
   // Notes after the plan: a two-level solve may still be made exact by the bounded DP.
@@ -543,7 +587,7 @@ double plan_optimal_from(const TrainingGraph& graph, const PlanOptions& options,
       at.budget_bytes = tree_peak;
     }
     if (tree_peak <= at.budget_bytes) {
-      bounded = bounded_exact_tree(model, *tree, ceiling_us, at);
+      bounded = bounded_exact_tree(model, *tree, ceiling_us, at, above);
       if (bounded.ran) two_level = false;
       if (bounded.ran && bounded.trees.front()) tree = &*bounded.trees.front();
     }
@@ -619,19 +663,27 @@ Plan empty_plan(const TrainingGraph& graph, const PlanOptions& options) {
   return result;
 }
 
-// One budget on a chain longer than max_exact_blocks (not coarsened): the bounded exact DP over
-// both classes, under ceilings from their lower bound up to the best baseline tree that meets the
-// budget, before any two-level DP. `plan` is empty when it does not apply (no baseline tree meets
-// the budget: the two-level path knows the least budget), or its work or memory limit stopped it.
+// A chain longer than max_exact_blocks (not coarsened), one budget: the bounded exact DP over both
+// classes under ceilings from their lower bound up to `known` (a tree of one of them meets the
+// budget in that time). `least` is the least budget to report. With one budget to plan, `known`
+// is the best baseline tree's time and no two-level DP runs (`known` infinite: computed here);
+// in a sweep it is the best of the two-level plans. `plan` is empty when it does not apply (no
+// tree meets the budget: the two-level path knows the least budget), or when its work or memory
+// limit stopped it.
 struct DirectSolve {
   std::optional<Plan> plan;
   bool gave_up = false;
   double work = 0;
+  double above = 0;    // BoundedSolve::above
+  bool tried = false;  // a tree was known to meet the budget and the search started
 };
 
 DirectSolve plan_directly(const TrainingGraph& graph, const PlanOptions& options,
-                          const Setup& setup, const std::optional<Setup>& earliest) {
+                          const Setup& setup, const std::optional<Setup>& earliest,
+                          double known = std::numeric_limits<double>::infinity(),
+                          std::int64_t least = -1, double above = 0) {
   DirectSolve direct;
+  const bool far = least < 0;  // the ceiling is a baseline's, likely far above the optimum
   if (!(options.max_bounded_work > 0) || setup.model.num_blocks() <= options.max_exact_blocks ||
       !setup.note.empty() || options.budget_bytes >= setup.store_all_result.peak_bytes) {
     return direct;
@@ -639,29 +691,32 @@ DirectSolve plan_directly(const TrainingGraph& graph, const PlanOptions& options
   std::vector<const Setup*> setups = {&setup};
   if (earliest) setups.push_back(&*earliest);
   std::vector<const ChainModel*> models;
-  double known = std::numeric_limits<double>::infinity();
-  std::int64_t least = setup.store_all_result.peak_bytes;
-  for (const Setup* one : setups) {
-    models.push_back(&one->model);
-    for (const Tree& tree : baseline_trees(one->model)) {
-      const planning::TreeValue value = planning::evaluate_tree(one->model, tree);
-      if (!value.valid) continue;
-      least = std::min(least, value.peak_bytes);
-      if (value.peak_bytes <= options.budget_bytes) known = std::min(known, value.time_us);
+  for (const Setup* one : setups) models.push_back(&one->model);
+  if (least < 0) {
+    least = setup.store_all_result.peak_bytes;
+    for (const Setup* one : setups) {
+      for (const Tree& tree : baseline_trees(one->model)) {
+        const planning::TreeValue value = planning::evaluate_tree(one->model, tree);
+        if (!value.valid) continue;
+        least = std::min(least, value.peak_bytes);
+        if (value.peak_bytes <= options.budget_bytes) known = std::min(known, value.time_us);
+      }
+    }
+    // The least budget: exact from the least-peak DP where it is cheap, otherwise the least peak
+    // of the schedules built (store-all and the baselines), which the class may undercut.
+    if (std::isfinite(known) && setup.model.num_blocks() <= kLeastPeakAlwaysBlocks) {
+      for (const Setup* one : setups) {
+        least = std::min(least, planning::LeastPeakSolver(one->model).least_peak());
+      }
     }
   }
   if (!(known < std::numeric_limits<double>::infinity())) return direct;
-  const BoundedSolve search = bounded_search(models, known, options);
+  direct.tried = true;
+  const BoundedSolve search = bounded_search(models, known, options, /*whole=*/!far, above);
   direct.work = search.work;
   direct.gave_up = search.gave_up;
+  direct.above = search.above;
   if (!search.ran) return direct;
-  // The least budget: exact from the least-peak DP where it is cheap, otherwise the least peak of
-  // the schedules built (store-all and the baselines), which the class may undercut.
-  if (setup.model.num_blocks() <= kLeastPeakAlwaysBlocks) {
-    for (const Setup* one : setups) {
-      least = std::min(least, planning::LeastPeakSolver(one->model).least_peak());
-    }
-  }
   std::optional<Plan> best;
   for (std::size_t k = 0; k < setups.size(); ++k) {
     if (!search.trees[k]) continue;
@@ -671,7 +726,7 @@ DirectSolve plan_directly(const TrainingGraph& graph, const PlanOptions& options
     append_note(plan.note, approximation_note(one.model, options.max_exhaustive_block_values));
     append_note(plan.note,
                 "The bounded exact DP solved this chain exactly (it is longer than the exact "
-                "DP's limit; the search was restricted to what could beat the best baseline, "
+                "DP's limit; the search was restricted to what could beat a plan already known, "
                 "docs/algorithms.md, \"The bounded exact DP\").");
     finish_with_tree(graph, one.model, *search.trees[k], plan);
     plan.min_feasible_bytes = least;
@@ -683,8 +738,8 @@ DirectSolve plan_directly(const TrainingGraph& graph, const PlanOptions& options
       best = std::move(plan);
     }
   }
-  // A baseline tree meets the budget at the last ceiling: some class has a tree under it.
-  if (!best) invariant_broken("the bounded exact DP lost the baseline plan it was bounded by");
+  // A known tree meets the budget at the last ceiling: some class has a tree under it.
+  if (!best) invariant_broken("the bounded exact DP lost the plan it was bounded by");
   for (const ChainModel* model : models) best->exact = best->exact && !model->approximate();
   direct.plan = std::move(best);
   return direct;
@@ -736,6 +791,7 @@ std::vector<Plan> plan_sweep(const TrainingGraph& graph, const PlanOptions& opti
   // The bounded exact DP's work limit is for the whole sweep: its budgets share it, the most
   // generous first (their optimal trees are the shallowest, so they cost the least).
   double bounded_work_left = options.max_bounded_work;
+  double searched_above = 0;  // no tree of either class is cheaper (one budget only)
   if (options.strategy == Strategy::kOptimal) {
     earliest = prepare_earliest(graph, options, setup);
     if (budgets_bytes.size() == 1) {
@@ -748,7 +804,9 @@ std::vector<Plan> plan_sweep(const TrainingGraph& graph, const PlanOptions& opti
         direct.plan->plan_ms = elapsed_ms(start);
         return {std::move(*direct.plan)};
       }
+      // The two-level plans below start the search where this one stopped.
       bounded_work_left = direct.gave_up ? 0 : bounded_work_left - direct.work;
+      searched_above = direct.above;
     }
     // One DP for every budget, its frontiers capped at the largest budget store-all exceeds.
     std::int64_t cap = -2;
@@ -771,20 +829,41 @@ std::vector<Plan> plan_sweep(const TrainingGraph& graph, const PlanOptions& opti
     Plan result = empty_plan(graph, one);
     switch (options.strategy) {
       case Strategy::kOptimal:
-        one.max_bounded_work = bounded_work_left;
+        if (solve->dp->two_level()) {
+          // Both classes searched together under the better two-level plan, as for one budget.
+          double known = known_time_at(setup, *solve, budget);
+          std::int64_t least = solve->least_bytes;
+          if (earliest) {
+            known = std::min(known, known_time_at(*earliest, *earliest_solve, budget));
+            least = std::min(least, earliest_solve->least_bytes);
+          }
+          one.max_bounded_work = bounded_work_left;
+          DirectSolve direct =
+              plan_directly(graph, one, setup, earliest, known, least, searched_above);
+          bounded_work_left = direct.gave_up ? 0 : bounded_work_left - direct.work;
+          if (direct.plan) {
+            result = std::move(*direct.plan);
+            break;
+          }
+          // Stopped by a limit: the classes one at a time would be too.
+          if (direct.tried) one.max_bounded_work = 0;
+        }
+        if (one.max_bounded_work > 0) one.max_bounded_work = bounded_work_left;
         // The first class need only beat the second's two-level plan: the better of the two is
         // the answer, and the second is then solved under the first's plan.
         bounded_work_left -=
             plan_optimal_from(graph, one, setup, *solve, result,
                               earliest ? known_time_at(*earliest, *earliest_solve, budget)
-                                       : std::numeric_limits<double>::infinity());
+                                       : std::numeric_limits<double>::infinity(),
+                              searched_above);
         if (earliest) {
           Plan other = empty_plan(graph, one);
-          one.max_bounded_work = bounded_work_left;
+          if (one.max_bounded_work > 0) one.max_bounded_work = bounded_work_left;
           bounded_work_left -= plan_optimal_from(graph, one, *earliest, *earliest_solve, other,
                                                  result.peak_bytes <= result.budget_bytes
                                                      ? result.compute_time_us
-                                                     : std::numeric_limits<double>::infinity());
+                                                     : std::numeric_limits<double>::infinity(),
+                                                 searched_above);
           result = better_plan(std::move(result), std::move(other));
         }
         break;

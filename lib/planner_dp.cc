@@ -450,43 +450,71 @@ ChainDp::ChainDp(const ChainModel& model, const DpOptions& options)
     inner_states_ = inner;
     states_ = inner + static_cast<std::size_t>(n_) + macros * macros;
   }
-  slot_.assign(2 * states_, -1);
   if (std::isfinite(options_.time_ceiling_us) && macro_of_.empty() &&
       options_.optimistic_points == 0) {
     bounded_ = true;
     const TimeBounds bounds = time_bounds(model_, options_.cap_bytes);
-    bounded_least_.resize(states_);
-    bounded_cap_.resize(states_);
-    bounded_reach_.assign(static_cast<std::size_t>(n_), 0);
     bounded_mu_ = bounds.mu;
-    const double tolerance = 1e-9 * std::max(1.0, std::abs(options_.time_ceiling_us));
-    bounded_point_limit_.assign(states_, std::numeric_limits<double>::infinity());
-    for (int s = 0; s < n_; ++s) {
-      int& reach = bounded_reach_[static_cast<std::size_t>(s)];
-      reach = s;
-      for (int t = s; t < n_; ++t) {
-        bounded_least_[state(s, t)] = least_time_of(bounds, n_, s, t);
-        bounded_cap_[state(s, t)] = time_cap_of(bounds, n_, options_.time_ceiling_us, s, t);
-        if (!bounds.prefix.empty()) {
-          bounded_point_limit_[state(s, t)] =
-              t + 1 == n_ ? options_.time_ceiling_us + tolerance -
-                                bounds.prefix[static_cast<std::size_t>(s)] + bounds.offset
-                          : options_.time_ceiling_us + tolerance -
-                                bounds.in_sweep[static_cast<std::size_t>(s)] -
-                                TimeBounds::span(bounds.first, s, t) -
-                                TimeBounds::span(bounds.least, t + 1, n_ - 1) + bounds.offset;
-        }
-        if (t == reach && t + 1 < n_ &&
-            bounded_least_[state(s, t)] <=
-                time_cap_of(bounds, n_, options_.time_ceiling_us, s, t, /*loose=*/true)) {
-          ++reach;
-        }
+    // Per s: C(s, n-1), and C(s, t) for t below its reach (the only ones ever asked for: the
+    // reach never falls as s grows), stored compactly.
+    bounded_reach_.assign(static_cast<std::size_t>(n_), 0);
+    bounded_offset_.assign(static_cast<std::size_t>(n_), 0);
+    std::size_t entries = static_cast<std::size_t>(n_);
+    for (int s = 0, end = 0; s < n_; ++s) {
+      end = std::max(end, s);
+      while (end + 1 < n_ &&
+             least_time_of(bounds, n_, s, end) <=
+                 time_cap_of(bounds, n_, options_.time_ceiling_us, s, end, /*loose=*/true)) {
+        ++end;
       }
+      bounded_reach_[static_cast<std::size_t>(s)] = end;
+      bounded_offset_[static_cast<std::size_t>(s)] = entries;
+      entries += static_cast<std::size_t>(end - s);
+    }
+    states_ = entries;  // state() is bounded_entry() from here on
+    bounded_least_.resize(entries);
+    bounded_cap_.resize(entries);
+    bounded_point_limit_.assign(entries, std::numeric_limits<double>::infinity());
+    const double tolerance = 1e-9 * std::max(1.0, std::abs(options_.time_ceiling_us));
+    for (int s = 0; s < n_; ++s) {
+      auto fill = [&](int t) {
+        const std::size_t e = bounded_entry(s, t);
+        bounded_least_[e] = least_time_of(bounds, n_, s, t);
+        bounded_cap_[e] = time_cap_of(bounds, n_, options_.time_ceiling_us, s, t);
+        if (bounds.prefix.empty()) return;
+        bounded_point_limit_[e] =
+            t + 1 == n_ ? options_.time_ceiling_us + tolerance -
+                              bounds.prefix[static_cast<std::size_t>(s)] + bounds.offset
+                        : options_.time_ceiling_us + tolerance -
+                              bounds.in_sweep[static_cast<std::size_t>(s)] -
+                              TimeBounds::span(bounds.first, s, t) -
+                              TimeBounds::span(bounds.least, t + 1, n_ - 1) + bounds.offset;
+      };
+      for (int t = s; t < bounded_reach_[static_cast<std::size_t>(s)]; ++t) fill(t);
+      fill(n_ - 1);
     }
   }
+  slot_.assign(2 * states_, -1);
   if (!bounded_) number_block_sequences();  // bounded: nothing is shared
   const auto start = std::chrono::steady_clock::now();
   int reported_tenth = 0;
+  if (bounded_) {
+    // Only C(s, n-1) and C(s, t) below s's reach, which grows with s: for each t, the s above
+    // some s0(t). A sub-problem needs only sub-problems with a larger s or a smaller t.
+    int low = 0;  // the least s whose reach is past t
+    for (int t = 0; t < n_ && !gave_up_; ++t) {
+      while (low < t && bounded_reach_[static_cast<std::size_t>(low)] <= t) ++low;
+      for (int s = t; s >= (t + 1 == n_ ? 0 : low); --s) {
+        if (!computed(s, t)) continue;
+        solve(s, t, false);
+        if (held_input_[static_cast<std::size_t>(s)] != 0) solve(s, t, true);
+      }
+      gave_up_ = stored_points_ > options_.max_points;
+    }
+    candidates_ = {};
+    scratch_ = {};
+    return;
+  }
   for (int span = 0; span < n_; ++span) {
     for (int s = 0; s + span < n_; ++s) {
       if (!computed(s, s + span)) continue;
@@ -570,6 +598,7 @@ void ChainDp::partition_into_macros() {
 }
 
 std::size_t ChainDp::state(int s, int t) const {
+  if (bounded_) return bounded_entry(s, t);
   const auto us = static_cast<std::size_t>(s);
   if (macro_of_.empty()) return us * static_cast<std::size_t>(n_) + static_cast<std::size_t>(t);
   const int ms = macro_of_[us];
@@ -592,7 +621,11 @@ bool ChainDp::outer(int s, int t) const {
 bool ChainDp::computed(int s, int t) const {
   // Bounded: only sub-problems that can be part of a tree within the ceiling (the first pass
   // always, so that the root has a frontier, empty or not).
-  if (bounded_) return t + 1 == n_ || bounded_least_[state(s, t)] <= bounded_cap_[state(s, t)];
+  if (bounded_) {
+    return t + 1 == n_ ||
+           (t < bounded_reach_[static_cast<std::size_t>(s)] &&
+            bounded_least_[bounded_entry(s, t)] <= bounded_cap_[bounded_entry(s, t)]);
+  }
   if (macro_of_.empty() || t + 1 == n_) return true;  // the first forward pass stays fine
   return macro_of_[static_cast<std::size_t>(s)] == macro_of_[static_cast<std::size_t>(t)] ||
          outer(s, t);
@@ -670,7 +703,8 @@ void ChainDp::solve(int s, int t, bool hold) {
   candidates_.clear();
   std::int64_t min_peak = kInfeasible;
   // Bounded: a point costing more than the cap is of no use.
-  time_cap_us_ = bounded_ ? bounded_cap_[state(s, t)] : std::numeric_limits<double>::infinity();
+  time_cap_us_ =
+      bounded_ ? bounded_cap_[bounded_entry(s, t)] : std::numeric_limits<double>::infinity();
   if (stores_through(s, t)) {
     const int macro = macro_of_[static_cast<std::size_t>(s)];
     const int next = macro_end_[static_cast<std::size_t>(macro)] + 1;
@@ -729,7 +763,8 @@ void ChainDp::solve(int s, int t, bool hold) {
         // adds nothing.
         if (split - 1 >= bounded_reach_[static_cast<std::size_t>(s)]) break;
         if (!computed(s, split - 1)) continue;
-        if (sweep.time_us + bounded_least_[state(split, t)] + bounded_least_[state(s, split - 1)] >
+        if (sweep.time_us + bounded_least_[bounded_entry(split, t)] +
+                bounded_least_[bounded_entry(s, split - 1)] >
             time_cap_us_) {
           continue;
         }
@@ -741,7 +776,7 @@ void ChainDp::solve(int s, int t, bool hold) {
   flush(result, true);
   if (bounded_) {
     // Points that leave the blocks before s too little memory for what they would then cost.
-    const double limit = bounded_point_limit_[state(s, t)];
+    const double limit = bounded_point_limit_[bounded_entry(s, t)];
     std::erase_if(result, [&](const DpPoint& point) {
       return point.time_us + bounded_mu_ * static_cast<double>(point.peak_bytes) > limit;
     });

@@ -313,7 +313,7 @@ class ChainDp {
  private:
   // The slot of a sub-problem the DP computes. Single-level: every (s, t). Two-level: only those
   // inside a macro, on the first forward pass and between macro boundaries, numbered compactly
-  // (O(n^1.5) of them instead of n^2).
+  // (O(n^1.5) of them instead of n^2). Bounded: only C(s, n-1) and C(s, t) below s's reach.
   std::size_t state(int s, int t) const;
   std::size_t index(bool hold, int s, int t) const {
     return static_cast<std::size_t>(hold) * states_ + state(s, t);
@@ -377,11 +377,20 @@ class ChainDp {
   bool gave_up_ = false;
   // The bounded exact DP (time_ceiling_us finite).
   bool bounded_ = false;
-  std::vector<double> bounded_least_;        // per state: the least time any C(s, t) can take
-  std::vector<double> bounded_cap_;          // per state: the most a useful point of it may take
-  std::vector<int> bounded_reach_;           // per s: C(s, t) with t >= it never fit (t < n-1)
-  double bounded_mu_ = 0;                    // C(s, t) keeps points with time + mu peak <= the
-  std::vector<double> bounded_point_limit_;  // limit of its state
+  // Per s: C(s, t) with t >= bounded_reach_[s] never fit (t < n-1). Per C(s, n-1) and C(s, t)
+  // below the reach (bounded_entry): the least time it can take, the most a useful point of it
+  // may take, and the limit on a useful point's time + bounded_mu_ * peak.
+  std::vector<int> bounded_reach_;
+  std::vector<std::size_t> bounded_offset_;  // per s: where its C(s, t), t < reach, start
+  std::vector<double> bounded_least_;
+  std::vector<double> bounded_cap_;
+  std::vector<double> bounded_point_limit_;
+  double bounded_mu_ = 0;
+  std::size_t bounded_entry(int s, int t) const {
+    return t + 1 == n_
+               ? static_cast<std::size_t>(s)
+               : bounded_offset_[static_cast<std::size_t>(s)] + static_cast<std::size_t>(t - s);
+  }
   double time_cap_us_ = std::numeric_limits<double>::infinity();  // of the one being solved
 };
 

@@ -492,13 +492,32 @@ TEST(PlannerTest, SweepSharesTheBoundedWorkLimit) {
   }
 }
 
+// A chain like ckpt-bench's synthetic one: ops of 1..64 MiB and 10..500 us, linear-like ops
+// saving their input and activation-like ones their output.
+TrainingGraph alternating_chain(int ops, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<std::int64_t> mib(1, 64);
+  std::uniform_real_distribution<double> us(10, 500);
+  GraphBuilder b("alternating");
+  ValueId x = b.add_input("x", mib(rng) << 20);
+  const ValueId w = b.add_param("w", 4 << 20);
+  for (int i = 0; i < ops; ++i) {
+    const bool linear = i % 2 == 0;
+    std::vector<ValueId> inputs = {x};
+    if (linear) inputs.push_back(w);
+    x = b.add_simple_op(fmt::format("op{}", i), linear ? "linear" : "gelu", inputs,
+                        i + 1 == ops ? 4 : mib(rng) << 20, us(rng), us(rng),
+                        linear ? std::vector<ValueId>{x} : std::vector<ValueId>{kNoId});
+  }
+  return derive_training_graph(std::move(b).build());
+}
+
 // The bounded exact DP gives up at max_bounded_bytes (its work estimate does not bound its
-// frontiers), and the plan stays two-level; with room it is exact.
+// frontiers), and the plan is two-level; with room it is exact.
 TEST(PlannerTest, BoundedExactDpGivesUpAtItsMemoryLimit) {
-  std::mt19937 rng(8);
-  const TrainingGraph g = plain_chain(rng, 400);
+  const TrainingGraph g = alternating_chain(300, 3);
   PlanOptions options;
-  options.budget_bytes = simulate(g, store_all_schedule(g)).peak_bytes / 6;  // 1.2 MB of points
+  options.budget_bytes = simulate(g, store_all_schedule(g)).peak_bytes * 4 / 10;  // 1.8 MB
   options.max_bounded_work = std::numeric_limits<double>::infinity();
   options.max_bounded_bytes = std::int64_t{1} << 20;
   const Plan capped = plan(g, options);

@@ -95,11 +95,19 @@ Plan plan_at(const TrainingGraph& graph, Strategy strategy, std::int64_t budget_
   return plan(graph, options);
 }
 
-// The number in the planner's "DP kept N frontier points" progress line.
+// The frontier points of one DP solve, from the planner's "DP kept N frontier points" or
+// "bounded exact DP under ...: W combinations, N frontier points" progress line; -1 for others.
 long dp_points(const std::string_view line) {
-  constexpr std::string_view kPrefix = "planner: DP kept ";
-  if (line.substr(0, kPrefix.size()) != kPrefix) return -1;
-  return std::atol(std::string(line.substr(kPrefix.size())).c_str());
+  constexpr std::string_view kKept = "planner: DP kept ";
+  constexpr std::string_view kBounded = "planner: bounded exact DP under ";
+  if (line.substr(0, kKept.size()) == kKept) {
+    return std::atol(std::string(line.substr(kKept.size())).c_str());
+  }
+  if (line.substr(0, kBounded.size()) != kBounded) return -1;
+  const std::size_t points = line.find(" frontier points");
+  const std::size_t comma = line.rfind(", ", points);
+  if (points == std::string_view::npos || comma == std::string_view::npos) return -1;
+  return std::atol(std::string(line.substr(comma + 2, points - comma - 2)).c_str());
 }
 
 void bench_graph(const std::string& label, const TrainingGraph& graph,
@@ -113,8 +121,9 @@ void bench_graph(const std::string& label, const TrainingGraph& graph,
   for (int r = 0; r < options.runs; ++r) {
     PlanOptions plan_options;
     plan_options.budget_bytes = budget;
+    points = -1;  // the largest solve's
     plan_options.progress = [&](std::string_view line) {
-      if (dp_points(line) >= 0) points = dp_points(line);
+      points = std::max(points, dp_points(line));
     };
     one_budget.push_back(elapsed_ms([&] { last = plan(graph, plan_options); }));
   }
@@ -123,10 +132,13 @@ void bench_graph(const std::string& label, const TrainingGraph& graph,
   const std::int64_t least = frontier.empty() ? store_all : frontier.front().peak_bytes;
   std::vector<std::int64_t> budgets;
   for (int i = 0; i < 32; ++i) budgets.push_back(least + (store_all - least) * i / 31);
-  const double sweep_ms = elapsed_ms([&] { plan_sweep(graph, PlanOptions{}, budgets); });
-  fmt::print("| {} | {} | {} | {:.1f} | {:.0f} | {:.0f} | {} | {} | {} | {} |\n", label,
-             graph.num_nodes(), last.blocks.size(), median(one_budget), sweep_ms, frontier_ms,
-             frontier.size(), points, last.exact ? "exact" : "approx.",
+  std::vector<Plan> sweep;
+  const double sweep_ms = elapsed_ms([&] { sweep = plan_sweep(graph, PlanOptions{}, budgets); });
+  const auto exact =
+      std::count_if(sweep.begin(), sweep.end(), [](const Plan& p) { return p.exact; });
+  fmt::print("| {} | {} | {} | {:.1f} | {:.0f} ({}/32 exact) | {:.0f} | {} | {} | {} | {} |\n",
+             label, graph.num_nodes(), last.blocks.size(), median(one_budget), sweep_ms, exact,
+             frontier_ms, frontier.size(), points, last.exact ? "exact" : "approx.",
              (peak_rss_kib() - rss_before) / 1024);
   std::fflush(stdout);
 }
@@ -288,10 +300,12 @@ int exact_chain_table(const BenchOptions& options) {
   const TrainingGraph graph = synthetic_chain(options.exact_chain_ops);
   const std::int64_t store_all = simulate(graph, store_all_schedule(graph)).peak_bytes;
   fmt::print(
-      "Synthetic {}-op chain: the bounded exact DP without limits against the two-level plan\n\n"
+      "Synthetic {}-op chain: the bounded exact DP without limits against the two-level plan, "
+      "and plan() with its default options\n\n"
       "| budget | two-level overhead | exact overhead | combinations (both chains) | frontier "
-      "points (largest solve) | two-level (ms) | exact (ms) | peak RSS (MiB) |\n"
-      "|---|---|---|---|---|---|---|---|\n",
+      "points (largest solve) | two-level (ms) | exact (ms) | default plan (ms) | peak RSS (MiB) "
+      "|\n"
+      "|---|---|---|---|---|---|---|---|---|\n",
       options.exact_chain_ops);
   for (int percent : options.percents) {
     PlanOptions two_level;
@@ -303,7 +317,8 @@ int exact_chain_table(const BenchOptions& options) {
     double work = 0;
     long points = 0;
     exact.progress = [&](std::string_view line) {
-      // "planner: bounded exact DP under T us: W combinations, P frontier points, M ms"
+      // "planner: bounded exact DP under T us (lower bound L us): W combinations, P frontier
+      // points, M ms"
       constexpr std::string_view kUnder = "planner: bounded exact DP under ";
       if (line.substr(0, kUnder.size()) != kUnder) return;
       const std::size_t colon = line.find(": ", kUnder.size());
@@ -316,14 +331,19 @@ int exact_chain_table(const BenchOptions& options) {
         points = std::max(points, std::atol(rest.c_str() + comma + 2));
       }
     };
-    Plan a, b;
+    PlanOptions defaults;
+    defaults.budget_bytes = two_level.budget_bytes;
+    Plan a, b, c;
     const double two_level_ms = elapsed_ms([&] { a = plan(graph, two_level); });
     const double exact_ms = elapsed_ms([&] { b = plan(graph, exact); });
+    const double default_ms = elapsed_ms([&] { c = plan(graph, defaults); });
     if (!b.exact || !a.feasible || !b.feasible) {
       throw Error(ErrorKind::kUsage, "ckpt-bench --exact-chain: the chain did not get both plans");
     }
-    fmt::print("| {}% | {:+.2f}% | {:+.2f}% | {:.3g} | {} | {:.0f} | {:.0f} | {} |\n", percent,
-               100 * a.overhead(), 100 * b.overhead(), work, points, two_level_ms, exact_ms,
+    fmt::print("| {}% | {:+.2f}% | {:+.2f}% | {:.3g} | {} | {:.0f} | {:.0f} | {:.0f} ({}) | {} |\n",
+               percent, 100 * a.overhead(), 100 * b.overhead(), work, points, two_level_ms,
+               exact_ms, default_ms,
+               c.exact ? "exact" : fmt::format("two-level, {:+.2f}%", 100 * c.overhead()),
                peak_rss_kib() / 1024);
     std::fflush(stdout);
   }
@@ -344,7 +364,8 @@ int run(const BenchOptions& options) {
   fmt::print("peak RSS at start: {} MiB\n\n", peak_rss_kib() / 1024);
   fmt::print(
       "| graph | nodes | blocks | 40% budget (ms, median of {}) | 32-budget sweep (ms) | "
-      "frontier (ms) | frontier points | DP points at 40% | solution | peak RSS growth (MiB) |\n"
+      "frontier (ms) | frontier points | DP points at 40% (largest solve) | solution | peak RSS "
+      "growth (MiB) |\n"
       "|---|---|---|---|---|---|---|---|---|---|\n",
       options.runs);
   for (const auto& [label, graph] : graphs) bench_graph(label, graph, options);

@@ -46,19 +46,21 @@ struct PlanOptions {
   // note bounds what an exhaustive search could save). 0..24.
   int max_exhaustive_block_values = 16;
   // kOptimal: chains of up to this many blocks are solved by the exact DP, longer ones by the
-  // two-level DP (docs/algorithms.md, "Exact and approximate"; the plan then has exact = false).
+  // bounded exact DP within max_bounded_work, else by the two-level DP (docs/algorithms.md, "Exact
+  // and approximate"; the plan then has exact = false).
   // The exact DP's time grows as the cube of the blocks. 0..2048 (chains of up to 3 blocks are
   // always solved exactly).
   int max_exact_blocks = 96;
-  // kOptimal, longer chains: the two-level plan is then made exact by the bounded exact DP (the
-  // exact DP restricted to what could beat the two-level plan's time; docs/algorithms.md) when
-  // that would try at most this many (first block, split, last block) combinations; 0: never.
-  // About a microsecond each on the dev machine; the work shrinks as the budget grows. In
-  // plan_sweep() the budgets share this limit, in order.
-  double max_bounded_work = 1e6;
-  // ... and it gives up (the plan stays two-level) once its frontiers would hold more than this
-  // many bytes (24 per point), whatever the work limit: the 1000-op synthetic chain at 40% of
-  // store-all needs 6.2 GB. At least 1 MiB.
+  // kOptimal, longer chains: the plan is made exact by the bounded exact DP (the exact DP
+  // restricted to trees under a time ceiling, deepened from a lower bound; docs/algorithms.md,
+  // "The bounded exact DP") as long as its solves, together, try at most this many (first block,
+  // split, last block) combinations (each solve's count is known before it runs); past it the
+  // plan is two-level. 0: never. From 10 ns to 2 us each on the dev machine (the 1000-op
+  // synthetic chain is exact in 0.1-0.7 s at 95% to 20% of store-all). In plan_sweep() the
+  // budgets share this limit, in order.
+  double max_bounded_work = 1e7;
+  // ... and it gives up (the plan stays two-level) once one solve's frontiers would hold more
+  // than this many bytes (24 per point), whatever the work limit. At least 1 MiB.
   std::int64_t max_bounded_bytes = std::int64_t{4} << 30;
   // Called with one line of progress on long solves (ckpt-plan --verbose); may be empty.
   std::function<void(std::string_view)> progress;
@@ -103,10 +105,11 @@ Plan plan(const TrainingGraph& graph, const PlanOptions& options);
 
 // Plans options.strategy at each of `budgets_bytes` (options.budget_bytes is ignored) sharing
 // one decomposition and, for the optimal strategy, one DP: the plans plan() returns for each
-// budget (for an exact plan, the same schedule), at a fraction of the time, except that on long
-// chains the budgets share options.max_bounded_work, the largest budgets first, so a plan that
-// plan() would make exact may stay two-level. Plans are returned in the order of the budgets;
-// each plan_ms is the time from the call's start to that plan's end (largest budgets first).
+// budget (for an exact plan the same cost, and the same schedule where the exact DP made it), at
+// a fraction of the time, except that on long chains the budgets share options.max_bounded_work,
+// the largest budgets first, so a plan that plan() would make exact may stay two-level. Plans
+// are returned in the order of the budgets; each plan_ms is the time from the call's start to
+// that plan's end (largest budgets first).
 std::vector<Plan> plan_sweep(const TrainingGraph& graph, const PlanOptions& options,
                              const std::vector<std::int64_t>& budgets_bytes);
 
