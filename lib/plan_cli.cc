@@ -138,14 +138,14 @@ std::optional<int> parse_arguments(int argc, const char* const* argv, CliOptions
       ->type_name("N");
   app.add_option("--bounded-work", options.max_bounded_work,
                  "Longer chains: plan exactly with the bounded exact DP while its solves try at "
-                 "most N combinations in all (default 1e7, at most a few seconds; 0: never)")
+                 "most N combinations in all (default 2e6, about 2 s at most; 0: never)")
       ->check(
           [](const std::string& text) -> std::string {
             char* end = nullptr;
             const double value = std::strtod(text.c_str(), &end);
             if (text.empty() || *end != '\0' || !(value >= 0)) {
               return "'" + text +
-                     "' is not a non-negative number of combinations (e.g. 1e7, the default; 0 "
+                     "' is not a non-negative number of combinations (e.g. 2e6, the default; 0 "
                      "turns the bounded exact DP off)";
             }
             return {};

@@ -356,15 +356,17 @@ double elapsed_ms(std::chrono::steady_clock::time_point start) {
 // both classes of schedules (the two backward placements). The optimum lies between the classes'
 // lower bound (planning::time_lower_bound, or `above`: a ceiling already searched in vain) and
 // `ceiling_us` (the time of a tree known to meet the budget), and the DP's work grows with its
-// ceiling, so it searches under ceilings rising from the bound: 0.15% above it, then 1.25 times as
-// far above it each time, and at last `ceiling_us`. Under each, every class is solved exactly up
-// to that ceiling, a later class only up to the time found so far (it need only beat it); the
-// first ceiling under which a tree turns up gives the optimum.
+// ceiling, so it searches under ceilings rising from the bound, and at last `ceiling_us`: with
+// `whole` (the ceiling is a close plan's) a quarter, half and three quarters of the way (none
+// after a search from the bound failed); without it (a far ceiling), 0.15% above the bound, then
+// 1.25 times as far above it each time. Under
+// each, every class is solved exactly up to that ceiling, a later class only up to the time
+// found so far (it need only beat it); the first ceiling under which a tree turns up gives the
+// optimum.
 //
 // Limits: the solves together may try at most options.max_bounded_work combinations (each
-// solve's count is known before it runs); with `whole`, the search does not start unless the
-// last ceiling's solves alone fit (the ceiling is a close plan's, so they are the search's bulk);
-// without it (a far ceiling), the search stops once solves that found nothing have stored
+// solve's count is known before it runs); with `whole`, the search does not start unless all its
+// solves would fit; without it, the search stops once solves that found nothing have stored
 // kFutilePointsPerBlock frontier points per block: the optimum is then far above the bound, and
 // each further ceiling costs more. A solve also stops at max_bounded_bytes of frontiers
 // (`gave_up`). `ran` is false when a limit stopped the search (`above` then says how far it got);
@@ -400,13 +402,6 @@ BoundedSolve bounded_search(const std::vector<const ChainModel*>& models, double
     }
     return true;
   };
-  if (whole) {
-    double work = 0;
-    for (const ChainModel* model : models) {
-      work += planning::bounded_dp_work(*model, options.budget_bytes, ceiling_us);
-    }
-    if (over_limit(work, ceiling_us)) return search;
-  }
   double least = std::max(above, 0.0);
   if (above <= 0) {
     least = std::numeric_limits<double>::infinity();
@@ -415,10 +410,28 @@ BoundedSolve bounded_search(const std::vector<const ChainModel*>& models, double
     }
   }
   std::vector<double> ceilings;
-  for (double step = 0.0015; least * (1 + step) < ceiling_us; step *= 1.25) {
-    ceilings.push_back(least * (1 + step));
+  if (whole) {
+    // A close ceiling: a quarter, half and three quarters of the way (unless a search from the
+    // bound already failed: then the optimum is near the ceiling), then the ceiling, and only
+    // if all those solves fit the limit.
+    for (const double fraction : {0.25, 0.5, 0.75}) {
+      const double under = least + fraction * (ceiling_us - least);
+      if (above <= 0 && under > least * 1.0015) ceilings.push_back(under);
+    }
+    ceilings.push_back(ceiling_us);
+    double work = 0;
+    for (const double under : ceilings) {
+      for (const ChainModel* model : models) {
+        work += planning::bounded_dp_work(*model, options.budget_bytes, under);
+      }
+    }
+    if (over_limit(work, ceiling_us)) return search;
+  } else {
+    for (double step = 0.0015; least * (1 + step) < ceiling_us; step *= 1.25) {
+      ceilings.push_back(least * (1 + step));
+    }
+    ceilings.push_back(ceiling_us);
   }
-  ceilings.push_back(ceiling_us);
   std::size_t futile_points = 0;
   const std::size_t max_futile_points =
       kFutilePointsPerBlock * static_cast<std::size_t>(models.front()->num_blocks());

@@ -56,9 +56,9 @@ struct PlanOptions {
   // "The bounded exact DP") as long as its solves, together, try at most this many (first block,
   // split, last block) combinations (each solve's count is known before it runs); past it the
   // plan is two-level. 0: never. From 10 ns to 2 us each on the dev machine (the 1000-op
-  // synthetic chain is exact in 0.1-0.7 s at 95% to 20% of store-all). In plan_sweep() the
+  // synthetic chain is exact in 0.06-0.5 s at 95% to 20% of store-all). In plan_sweep() the
   // budgets share this limit, in order.
-  double max_bounded_work = 1e7;
+  double max_bounded_work = 2e6;
   // ... and it gives up (the plan stays two-level) once one solve's frontiers would hold more
   // than this many bytes (24 per point), whatever the work limit. At least 1 MiB.
   std::int64_t max_bounded_bytes = std::int64_t{4} << 30;
@@ -83,10 +83,11 @@ struct Plan {
   bool exact = true;      // false when an approximation was used (see note)
   std::int64_t budget_bytes = 0;
   std::int64_t peak_bytes = 0;  // simulated peak of `schedule`
-  // The least budget this strategy can meet on this graph. For an optimal plan by the two-level
-  // DP (a chain of more than 300 blocks) that meets its budget, the least of the sub-class it
-  // searched and of the baselines, which can be higher; when the budget is not met, always the
-  // least of the whole class (docs/algorithms.md, "Exact and approximate").
+  // The least budget this strategy can meet on this graph. For an optimal plan on a chain of more
+  // than 300 blocks that meets its budget, the least of what the planner built (the two-level
+  // DP's sub-class or, for one budget on the bounded path, nothing but store-all and the
+  // baselines), which can be higher; when the budget is not met, always the least of the whole
+  // class (docs/algorithms.md, "Exact and approximate", "The bounded exact DP").
   std::int64_t min_feasible_bytes = 0;
   double compute_time_us = 0;
   double baseline_time_us = 0;  // store-all's compute time
