@@ -143,7 +143,7 @@ struct TimeBounds {
   }
   // The memory at the turn of the first pass (docs/algorithms.md, "The turn of the first
   // pass"): for C(s, t) inside a left part, a lower bound on the time of everything outside it,
-  // its blocks' first-pass sweeps excluded: before[s] + after[t] - offset (-infinity: none).
+  // its blocks' first-pass sweeps excluded: before[s] + after[t] - offset (infinite: no tree).
   std::vector<double> before, after;
   double offset = 0;
   // For C(s, n-1): what the blocks before s hold stays live while it runs, so with its point's
@@ -196,8 +196,8 @@ bool rerun_reads_input(const ChainModel& model, int b, PieceWriter& writer) {
 // pass"). The first pass gives every block a type: kAll'd there (kKept), or swept, starting a
 // sweep (kStarts) or continuing the one before (kContinues). At the turn a kept block holds at
 // least its modes' least kept bytes; boundary x_i is live unless blocks i and i+1 are in one
-// sweep: a sweep's input and output are checkpoints, and between two kept blocks x_i is live
-// when all first-run modes of block i read it or all of block i+1's do. A tree's time is at
+// sweep: a sweep's input waits for its left part, and otherwise x_i is live when all first-run
+// modes of a kept block i read it or all of a kept block i+1's do. A tree's time is at
 // least the sum of its blocks' least times by type (first-run kAll; first-pass sweep and rerun
 // kAll) plus, inside a sweep, the cost of making each x_i again (`extra`). With the live bytes
 // at most the budget B, for every mu >= 0: time >= min over types of (time + mu * live) - mu B,
