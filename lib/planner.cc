@@ -359,10 +359,9 @@ double elapsed_ms(std::chrono::steady_clock::time_point start) {
 // ceiling, so it searches under ceilings rising from the bound, and at last `ceiling_us`: with
 // `whole` (the ceiling is a close plan's) a quarter, half and three quarters of the way (none
 // after a search from the bound failed); without it (a far ceiling), 0.15% above the bound, then
-// 1.25 times as far above it each time. Under
-// each, every class is solved exactly up to that ceiling, a later class only up to the time
-// found so far (it need only beat it); the first ceiling under which a tree turns up gives the
-// optimum.
+// 1.25 times as far above it each time. Under each, every class is solved exactly up to that
+// ceiling, a later class only up to the time found so far (it need only beat it); the first
+// ceiling under which a tree turns up gives the optimum.
 //
 // Limits: the solves together may try at most options.max_bounded_work combinations (each
 // solve's count is known before it runs); with `whole`, the search does not start unless all its
@@ -402,11 +401,16 @@ BoundedSolve bounded_search(const std::vector<const ChainModel*>& models, double
     }
     return true;
   };
+  // The bounds do not depend on the ceiling: once per class for the whole search.
+  std::vector<std::shared_ptr<const planning::TimeBounds>> bounds;
+  for (const ChainModel* model : models) {
+    bounds.push_back(planning::bounded_time_bounds(*model, options.budget_bytes));
+  }
   double least = std::max(above, 0.0);
   if (above <= 0) {
     least = std::numeric_limits<double>::infinity();
-    for (const ChainModel* model : models) {
-      least = std::min(least, planning::time_lower_bound(*model, options.budget_bytes));
+    for (std::size_t k = 0; k < models.size(); ++k) {
+      least = std::min(least, planning::time_lower_bound(*models[k], *bounds[k]));
     }
   }
   std::vector<double> ceilings;
@@ -421,8 +425,8 @@ BoundedSolve bounded_search(const std::vector<const ChainModel*>& models, double
     ceilings.push_back(ceiling_us);
     double work = 0;
     for (const double under : ceilings) {
-      for (const ChainModel* model : models) {
-        work += planning::bounded_dp_work(*model, options.budget_bytes, under);
+      for (std::size_t k = 0; k < models.size(); ++k) {
+        work += planning::bounded_dp_work(*models[k], *bounds[k], under);
       }
     }
     if (over_limit(work, ceiling_us)) return search;
@@ -442,7 +446,7 @@ BoundedSolve bounded_search(const std::vector<const ChainModel*>& models, double
     for (std::size_t k = 0; k < models.size(); ++k) {
       const ChainModel& model = *models[k];
       search.trees[k].reset();
-      const double work = planning::bounded_dp_work(model, options.budget_bytes, best);
+      const double work = planning::bounded_dp_work(model, *bounds[k], best);
       if (over_limit(work, best)) return search;
       search.work += work;
       if (work == 0) continue;  // even the least-time tree costs more
@@ -451,6 +455,7 @@ BoundedSolve bounded_search(const std::vector<const ChainModel*>& models, double
       dp_options.cap_bytes = options.budget_bytes;
       dp_options.max_single_level_blocks = std::numeric_limits<int>::max();
       dp_options.time_ceiling_us = best;
+      dp_options.time_bounds = bounds[k];
       // The work estimate does not bound the frontiers' sizes: their memory has its own limit.
       dp_options.max_points =
           static_cast<std::size_t>(options.max_bounded_bytes) / sizeof(planning::DpPoint);
@@ -735,7 +740,6 @@ DirectSolve plan_directly(const TrainingGraph& graph, const PlanOptions& options
     if (!search.trees[k]) continue;
     const Setup& one = *setups[k];
     Plan plan = empty_plan(graph, options);
-    plan.exact = !one.model.approximate();
     append_note(plan.note, approximation_note(one.model, options.max_exhaustive_block_values));
     append_note(plan.note,
                 "The bounded exact DP solved this chain exactly (it is longer than the exact "
@@ -743,16 +747,11 @@ DirectSolve plan_directly(const TrainingGraph& graph, const PlanOptions& options
                 "docs/algorithms.md, \"The bounded exact DP\").");
     finish_with_tree(graph, one.model, *search.trees[k], plan);
     plan.min_feasible_bytes = least;
-    if (best) {
-      const bool exact = best->exact && plan.exact;
-      best = better_plan(std::move(*best), std::move(plan));
-      best->exact = exact;
-    } else {
-      best = std::move(plan);
-    }
+    best = best ? better_plan(std::move(*best), std::move(plan)) : std::move(plan);
   }
   // A known tree meets the budget at the last ceiling: some class has a tree under it.
   if (!best) invariant_broken("the bounded exact DP lost the plan it was bounded by");
+  // Exact over both classes only if neither searched its modes greedily.
   for (const ChainModel* model : models) best->exact = best->exact && !model->approximate();
   direct.plan = std::move(best);
   return direct;
@@ -840,6 +839,7 @@ std::vector<Plan> plan_sweep(const TrainingGraph& graph, const PlanOptions& opti
     PlanOptions one = options;
     one.budget_bytes = budget;
     Plan result = empty_plan(graph, one);
+    bool bounded_done = false;  // the bounded exact DP has had its try at this budget
     switch (options.strategy) {
       case Strategy::kOptimal:
         if (solve->dp->two_level()) {
@@ -859,9 +859,9 @@ std::vector<Plan> plan_sweep(const TrainingGraph& graph, const PlanOptions& opti
             break;
           }
           // Stopped by a limit: the classes one at a time would be too.
-          if (direct.tried) one.max_bounded_work = 0;
+          bounded_done = direct.tried;
         }
-        if (one.max_bounded_work > 0) one.max_bounded_work = bounded_work_left;
+        one.max_bounded_work = bounded_done ? 0 : bounded_work_left;
         // The first class need only beat the second's two-level plan: the better of the two is
         // the answer, and the second is then solved under the first's plan.
         bounded_work_left -=
@@ -871,7 +871,7 @@ std::vector<Plan> plan_sweep(const TrainingGraph& graph, const PlanOptions& opti
                               searched_above);
         if (earliest) {
           Plan other = empty_plan(graph, one);
-          if (one.max_bounded_work > 0) one.max_bounded_work = bounded_work_left;
+          one.max_bounded_work = bounded_done ? 0 : bounded_work_left;
           bounded_work_left -= plan_optimal_from(graph, one, *earliest, *earliest_solve, other,
                                                  result.peak_bytes <= result.budget_bytes
                                                      ? result.compute_time_us

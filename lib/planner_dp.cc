@@ -13,6 +13,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <memory>
 
 #include "planner_internal.h"
 
@@ -125,6 +126,8 @@ void merge_into(std::vector<DpPoint>& frontier, const std::vector<DpPoint>& poin
   frontier.swap(scratch);
 }
 
+}  // namespace
+
 // Lower bounds on what blocks add to the time of any tree of the class, for the bounded exact
 // DP (docs/algorithms.md, "The bounded exact DP"). A tree's time is the sum of its kAll nodes'
 // (one per block) and of its sweeps'. A block's kAll is either on the first forward pass (a
@@ -156,6 +159,8 @@ struct TimeBounds {
   double mu = 0;
   double lower_bound = 0;  // of any tree's time: the relaxation at mu
 };
+
+namespace {
 
 // True when every valid rerun kAll of the block reads its input x_{i-1}: its backward piece does
 // (recomputation included), or its forward piece computes a node that does.
@@ -314,7 +319,7 @@ void turn_bound(const ChainModel& model, std::int64_t budget_bytes,
   }
 }
 
-TimeBounds time_bounds(const ChainModel& model, std::int64_t budget_bytes) {
+TimeBounds compute_time_bounds(const ChainModel& model, std::int64_t budget_bytes) {
   constexpr double kNone = std::numeric_limits<double>::infinity();
   const int n = model.num_blocks();
   std::vector<double> first_all(n, kNone), rerun_all(n, kNone), rerun_out(n, kNone),
@@ -400,16 +405,23 @@ double time_cap_of(const TimeBounds& bounds, int n, double ceiling, int s, int t
 
 }  // namespace
 
-double time_lower_bound(const ChainModel& model, std::int64_t budget_bytes) {
-  const TimeBounds bounds = time_bounds(model, budget_bytes);
+std::shared_ptr<const TimeBounds> bounded_time_bounds(const ChainModel& model,
+                                                      std::int64_t budget_bytes) {
+  return std::make_shared<const TimeBounds>(compute_time_bounds(model, budget_bytes));
+}
+
+double time_lower_bound(const ChainModel& model, const TimeBounds& bounds) {
   const int n = model.num_blocks();
   return n == 0 ? 0 : std::max(least_time_of(bounds, n, 0, n - 1), bounds.lower_bound);
 }
 
 double bounded_dp_work(const ChainModel& model, std::int64_t budget_bytes, double time_ceiling_us) {
+  return bounded_dp_work(model, compute_time_bounds(model, budget_bytes), time_ceiling_us);
+}
+
+double bounded_dp_work(const ChainModel& model, const TimeBounds& bounds, double time_ceiling_us) {
   // Mirrors ChainDp's bounded solve: C(s, n-1) for every s, with a split for every left part
   // that can be in a tree within the ceiling, and every such C(s, t), with all splits.
-  const TimeBounds bounds = time_bounds(model, budget_bytes);
   const int n = model.num_blocks();
   if (n == 0 ||
       least_time_of(bounds, n, 0, n - 1) > time_cap_of(bounds, n, time_ceiling_us, 0, n - 1)) {
@@ -453,7 +465,10 @@ ChainDp::ChainDp(const ChainModel& model, const DpOptions& options)
   if (std::isfinite(options_.time_ceiling_us) && macro_of_.empty() &&
       options_.optimistic_points == 0) {
     bounded_ = true;
-    const TimeBounds bounds = time_bounds(model_, options_.cap_bytes);
+    const std::shared_ptr<const TimeBounds> shared =
+        options_.time_bounds ? options_.time_bounds
+                             : bounded_time_bounds(model_, options_.cap_bytes);
+    const TimeBounds& bounds = *shared;
     bounded_mu_ = bounds.mu;
     // Per s: C(s, n-1), and C(s, t) for t below its reach (the only ones ever asked for: the
     // reach never falls as s grows), stored compactly.
@@ -691,7 +706,7 @@ void ChainDp::solve(int s, int t, bool hold) {
   const int sequence = bounded_ ? -1 : sequence_[state(s, t)];
   // Bounded: caps depend on where the sub-problem is, so alike sub-problems are not shared.
   const std::int64_t key =
-      sequence >= 0 && !bounded_
+      sequence >= 0
           ? (static_cast<std::int64_t>(sequence) * 2 + (t + 1 == n_ ? 1 : 0)) * 2 + (hold ? 1 : 0)
           : -1 - static_cast<std::int64_t>(index(hold, s, t));
   const auto [known, inserted] = shared_.emplace(key, static_cast<int>(pool_.size()));
@@ -762,14 +777,14 @@ void ChainDp::solve(int s, int t, bool hold) {
         // that excess only grows with the split. An option whose least time is over the cap
         // adds nothing.
         if (split - 1 >= bounded_reach_[static_cast<std::size_t>(s)]) break;
-        if (!computed(s, split - 1)) continue;
+        if (!computed(split, t) || !computed(s, split - 1)) continue;
         if (sweep.time_us + bounded_least_[bounded_entry(split, t)] +
                 bounded_least_[bounded_entry(s, split - 1)] >
             time_cap_us_) {
           continue;
         }
       }
-      if (!computed(split, t) || !computed(s, split - 1)) continue;
+      if (!bounded_ && (!computed(split, t) || !computed(s, split - 1))) continue;
       offer_checkpoint(result, s, split, t, hold, sweep, min_peak);
     }
   }

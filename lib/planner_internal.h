@@ -253,6 +253,10 @@ std::vector<std::int64_t> chen_thresholds(const ChainModel& model);
 
 // ---- The chain DP (planner_dp.cc). ----
 
+// The bounded exact DP's lower bounds for one budget (planner_dp.cc): per-block times and the
+// relaxation of the memory at the turn of the first pass.
+struct TimeBounds;
+
 struct DpOptions {
   // Frontier points above this are dropped: planning for one budget needs none of them.
   std::int64_t cap_bytes = std::numeric_limits<std::int64_t>::max();
@@ -273,16 +277,24 @@ struct DpOptions {
   double time_ceiling_us = std::numeric_limits<double>::infinity();
   // Bounded only: stop (gave_up()) once the frontiers hold more points than this (24 bytes each).
   std::size_t max_points = std::numeric_limits<std::size_t>::max();
+  // Bounded only: bounded_time_bounds(model, cap_bytes), when the caller has it (it does not
+  // depend on the ceiling); empty: computed here.
+  std::shared_ptr<const TimeBounds> time_bounds;
 };
 
+// The bounded exact DP's lower bounds for one budget (TimeBounds, above): they do not depend on
+// the ceiling, so a search under several ceilings computes them once.
+std::shared_ptr<const TimeBounds> bounded_time_bounds(const ChainModel& model,
+                                                      std::int64_t budget_bytes);
 // The bounded exact DP's work for a ceiling: the (s, split, t) combinations it would try
 // (sub-problems it solves and their splits), for deciding whether to run it. 0 when even the
 // least-time schedule of the class costs more than the ceiling.
+double bounded_dp_work(const ChainModel& model, const TimeBounds& bounds, double time_ceiling_us);
 double bounded_dp_work(const ChainModel& model, std::int64_t budget_bytes, double time_ceiling_us);
 // A lower bound on the time of any tree of the class that meets the budget: the least time of
 // every block, raised by the memory at the turn of the first pass (docs/algorithms.md, "The
 // turn of the first pass"). Where the bounded exact DP starts its search.
-double time_lower_bound(const ChainModel& model, std::int64_t budget_bytes);
+double time_lower_bound(const ChainModel& model, const TimeBounds& bounds);
 
 // A frontier point of C(s, t, hold): the least time at a peak of peak_bytes, and the option that
 // achieves it (>= 0: kAll with that mode; < 0: kCheckpoint with split = s - choice).
