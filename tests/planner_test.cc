@@ -425,9 +425,9 @@ TEST(PlannerTest, LowerBoundIsBelowTheOptimumAndTightWithoutMerging) {
   EXPECT_THROW(compute_time_lower_bound(g, half, 1), Error);
 }
 
-// The bounded exact DP (the exact DP restricted to what could beat the two-level plan) finds the
-// exact DP's optimum: random chains and DAGs with every feature the generator has (a fifth read
-// as joint graphs), forced onto the two-level path (max_exact_blocks 0) with no work limit.
+// The bounded exact DP (the exact DP restricted to what could beat a plan already known) finds
+// the exact DP's optimum: random chains and DAGs with every feature the generator has (a fifth
+// read as joint graphs), forced off the exact DP (max_exact_blocks 0) with no work limit.
 TEST(PlannerTest, BoundedExactDpFindsTheOptimum) {
   std::mt19937 rng(61);
   int compared = 0, bounded = 0;

@@ -194,7 +194,7 @@ int gap_table(const BenchOptions& options) {
     const std::int64_t store_all = simulate(graph, store_all_schedule(graph)).peak_bytes;
     PlanOptions exact;
     if (options.gap_bounded) {
-      // The bounded exact DP, from the two-level plan (exact without the O(n^3) of every split).
+      // The bounded exact DP (exact without the O(n^3) of every split).
       exact.max_exact_blocks = 0;
       exact.max_bounded_work = std::numeric_limits<double>::infinity();
     } else {
@@ -323,13 +323,8 @@ int exact_chain_table(const BenchOptions& options) {
       if (line.substr(0, kUnder.size()) != kUnder) return;
       const std::size_t colon = line.find(": ", kUnder.size());
       if (colon == std::string_view::npos) return;
-      const std::string rest(line.substr(colon + 2));
-      char* end = nullptr;
-      work += std::strtod(rest.c_str(), &end);
-      const std::size_t comma = rest.find(", ");
-      if (comma != std::string::npos) {
-        points = std::max(points, std::atol(rest.c_str() + comma + 2));
-      }
+      work += std::strtod(std::string(line.substr(colon + 2)).c_str(), nullptr);
+      points = std::max(points, dp_points(line));
     };
     PlanOptions defaults;
     defaults.budget_bytes = two_level.budget_bytes;
